@@ -1,0 +1,326 @@
+"""Notification messages: validation of raw Kafka values and per-minute counts. Pure Polars, no Dagster.
+
+Parsing is done in batches (one NDJSON read per batch) because per-message Python work is the ceiling of
+throughput; only the rare suspicious message goes through the exact per-message path, which also names the
+reason a message is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+STRING_FIELDS = ("message_id", "customer_name", "channel", "payload", "event_datetime")
+FIELDS = ("customer_id", *STRING_FIELDS)
+WHATSAPP = "whatsapp"
+
+_JSON_SCHEMA = {"customer_id": pl.Int64, **{f: pl.String for f in STRING_FIELDS}}
+UTC_US = pl.Datetime("us", "UTC")
+
+EVENTS_SCHEMA = pl.Schema(
+    {
+        "topic": pl.String,
+        "partition": pl.Int32,
+        "offset": pl.Int64,
+        "customer_id": pl.Int64,
+        "message_id": pl.String,
+        "customer_name": pl.String,
+        "channel": pl.String,
+        "payload": pl.String,
+        "event_datetime": pl.String,
+        "event_time": UTC_US,
+    }
+)
+DEAD_LETTERS_SCHEMA = pl.Schema(
+    {
+        "topic": pl.String,
+        "partition": pl.Int32,
+        "offset": pl.Int64,
+        "reason": pl.String,
+        "raw_value": pl.Binary,
+    }
+)
+COUNTS_SCHEMA = pl.Schema(
+    {
+        "minute": UTC_US,
+        "customer_id": pl.Int64,
+        "customer_name": pl.String,
+        "channel": pl.String,
+        "notifications": pl.Int64,
+    }
+)
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    events: pl.DataFrame
+    dead_letters: pl.DataFrame
+
+
+# --- per-message exact path ------------------------------------------------------------------------------
+
+
+def message_problem(value: bytes | None) -> tuple[str | None, dict | None]:
+    """(reason, None) for a dead letter, (None, record) for a valid message. The reference rules."""
+    if value is None:
+        return "null value", None
+    if not value.strip():
+        return "empty value", None
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {str(exc)[:120]}", None
+    if not isinstance(record, dict):
+        return f"not a JSON object (a {type(record).__name__})", None
+    missing = [f for f in FIELDS if f not in record]
+    if missing:
+        return f"missing field(s): {', '.join(missing)}", None
+    nulls = [f for f in FIELDS if record[f] is None]
+    if nulls:
+        return f"null field(s): {', '.join(nulls)}", None
+    cid = record["customer_id"]
+    if type(cid) is not int:
+        return f"customer_id is not an integer: {type(cid).__name__}", None
+    if not -(2**63) <= cid < 2**63:
+        return "customer_id out of 64-bit range", None
+    mistyped = [f for f in STRING_FIELDS if type(record[f]) is not str]
+    if mistyped:
+        return f"field(s) not a string: {', '.join(mistyped)}", None
+    return None, {f: record[f] for f in FIELDS}
+
+
+# --- batch path ------------------------------------------------------------------------------------------
+
+
+_STRING_KEY_WITH_OTHER_VALUE = r'"(?:' + "|".join(STRING_FIELDS) + r')"\s*:\s*[^"\s]'
+
+
+def _key_checks(raw: pl.Expr) -> pl.Expr:
+    """True when the raw text is a flat JSON object (one pair of braces, no brackets) in which no string field
+    holds a non-string value. Flat means a key can only be a top-level key, so this lexical test is exact; the
+    bulk reader would otherwise turn `"message_id": 123` into the string "123". Anything else takes the exact
+    path."""
+    return (raw.str.count_matches(r"[\[\]{}]") == 2) & ~raw.str.contains(_STRING_KEY_WITH_OTHER_VALUE)
+
+
+def _read_ndjson(buf: bytes) -> pl.DataFrame:
+    return pl.read_ndjson(io.BytesIO(buf), schema=_JSON_SCHEMA, ignore_errors=True)
+
+
+def _parse_fast(values: list[bytes | None], idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """Parse the values at `idx` in bulk when they are flat, well-formed JSON lines. Returns (rows with `_i`,
+    the index of their value; indices of values that need the exact path)."""
+    n = len(idx)
+    if n == 0:
+        return _empty_rows(), idx
+    chosen = [values[i] for i in idx.tolist()] if n != len(values) else values
+    buf = b"\n".join(chosen)  # type: ignore[arg-type]
+    if buf.count(b"\n") != n - 1 or b"\r" in buf:
+        # A value carrying a line break would shift every later line: set those aside, parse the rest.
+        odd = np.fromiter((b"\n" in v or b"\r" in v for v in chosen), dtype=bool, count=n)  # type: ignore[operator]
+        rows, slow = _parse_fast(values, idx[~odd])
+        return rows, np.concatenate([idx[odd], slow])
+    try:
+        buf.decode("utf-8")
+    except UnicodeDecodeError:
+        bad = np.fromiter((_not_utf8(v) for v in chosen), dtype=bool, count=n)  # type: ignore[arg-type]
+        rows, slow = _parse_fast(values, idx[~bad])
+        return rows, np.concatenate([idx[bad], slow])
+    lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=n)  # type: ignore[arg-type]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths + 1, out=offsets[1:])
+    offsets[-1] -= 1  # the last value has no separator after it
+    raw = pl.from_arrow(
+        pa.Array.from_buffers(pa.large_utf8(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    )
+    flat = pl.DataFrame({"raw": raw}).select(_key_checks(pl.col("raw"))).to_series().to_numpy()
+    rows, bad = _read_bisect(values, idx, buf) if flat.all() else _read_bisect(values, idx[flat], None)
+    return rows, np.concatenate([idx[~flat], bad])
+
+
+def _empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema={**_JSON_SCHEMA, "_i": pl.Int64})
+
+
+def _read_bisect(
+    values: list[bytes | None], idx: np.ndarray, buf: bytes | None
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """NDJSON-read the values at `idx`; a chunk the reader rejects (malformed JSON) is split until the bad
+    values are isolated for the exact path."""
+    if len(idx) == 0:
+        return _empty_rows(), idx
+    if buf is None:
+        buf = b"\n".join(values[i] for i in idx.tolist())  # type: ignore[misc]
+    try:
+        df = _read_ndjson(buf)
+    except pl.exceptions.PolarsError:
+        df = None
+    if df is not None and df.height == len(idx):
+        return df.with_columns(_i=pl.Series(idx)), np.empty(0, dtype=np.int64)
+    if len(idx) <= 64:
+        return _empty_rows(), idx
+    half = len(idx) // 2
+    left, left_bad = _read_bisect(values, idx[:half], None)
+    right, right_bad = _read_bisect(values, idx[half:], None)
+    return pl.concat([left, right]), np.concatenate([left_bad, right_bad])
+
+
+def _not_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def parse_event_datetime(text: pl.Expr) -> pl.Expr:
+    """ISO 8601 with an explicit offset (or Z) to a UTC instant; null when it is not a real instant."""
+    normalized = text.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
+    return pl.coalesce(
+        normalized.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_unit="us"),
+        normalized.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us"),
+        normalized.str.to_datetime("%Y-%m-%dT%H:%M%:z", strict=False, time_unit="us"),
+    ).dt.convert_time_zone("UTC")
+
+
+def parse_notifications(
+    values: Sequence[bytes | None],
+    partitions: Sequence[int] | np.ndarray,
+    offsets: Sequence[int] | np.ndarray,
+    topic: str,
+) -> ParsedBatch:
+    """Validate a batch of raw Kafka values (design.md, "Notifications"). Every input lands in exactly one of
+    the two outputs: valid events, or dead letters with their reason and raw bytes."""
+    n = len(values)
+    part = np.asarray(partitions, dtype=np.int32)
+    offs = np.asarray(offsets, dtype=np.int64)
+    values = list(values)
+    idx = np.arange(n, dtype=np.int64)
+    if None in values or b"" in values:
+        special = np.fromiter((not v for v in values), dtype=bool, count=n)
+        fast_rows, slow = _parse_fast(values, idx[~special])
+        slow = np.concatenate([idx[special], slow])
+    else:
+        fast_rows, slow = _parse_fast(values, idx)
+
+    # Rows the bulk reader accepted but left a null in (mistyped or null fields) get the exact path too.
+    fast_nulls = fast_rows.select(pl.any_horizontal(pl.col(FIELDS).is_null())).to_series()
+    if fast_nulls.any():
+        slow = np.concatenate([slow, fast_rows.filter(fast_nulls)["_i"].to_numpy()])
+        fast_rows = fast_rows.filter(~fast_nulls)
+
+    slow_records: list[dict] = []
+    dead_idx: list[int] = []
+    dead_reasons: list[str] = []
+    for i in np.sort(slow).tolist():
+        reason, record = message_problem(values[i])
+        if reason is None:
+            assert record is not None
+            record["_i"] = i
+            slow_records.append(record)
+        else:
+            dead_idx.append(i)
+            dead_reasons.append(reason)
+    rows = pl.concat(
+        [fast_rows, pl.DataFrame(slow_records, schema={**_JSON_SCHEMA, "_i": pl.Int64})], how="vertical"
+    )
+
+    checked = rows.with_columns(event_time=parse_event_datetime(pl.col("event_datetime"))).with_columns(
+        _reason=pl.when(pl.col("payload").str.len_bytes() > MAX_PAYLOAD_BYTES)
+        .then(pl.lit(f"payload over {MAX_PAYLOAD_BYTES} bytes"))
+        .when(pl.col("event_time").is_null())
+        .then(pl.lit("bad event_datetime: not an ISO 8601 instant with an offset"))
+    )
+    rejected = checked.filter(pl.col("_reason").is_not_null())
+    dead_idx.extend(rejected["_i"].to_list())
+    dead_reasons.extend(rejected["_reason"].to_list())
+
+    good = checked.filter(pl.col("_reason").is_null()).sort("_i")
+    gi = good["_i"].to_numpy()
+    events = good.select(
+        pl.lit(topic).alias("topic"),
+        pl.Series("partition", part[gi], dtype=pl.Int32),
+        pl.Series("offset", offs[gi], dtype=pl.Int64),
+        *FIELDS,
+        pl.col("event_time").cast(UTC_US),
+    )
+    order = np.argsort(np.asarray(dead_idx, dtype=np.int64), kind="stable")
+    di = np.asarray(dead_idx, dtype=np.int64)[order]
+    dead_letters = pl.DataFrame(
+        {
+            "topic": [topic] * len(di),
+            "partition": part[di],
+            "offset": offs[di],
+            "reason": [dead_reasons[k] for k in order.tolist()],
+            "raw_value": [values[i] for i in di.tolist()],
+        },
+        schema=DEAD_LETTERS_SCHEMA,
+    )
+    return ParsedBatch(events=events.match_to_schema(EVENTS_SCHEMA), dead_letters=dead_letters)
+
+
+# --- minute counts ---------------------------------------------------------------------------------------
+
+
+def first_copies(events: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
+    """Keep, per (day in `timezone`, message_id), the first copy: the earliest event time, ties broken by
+    (partition, offset). A message_id re-sent later the same day is the same notification."""
+    keyed = events.with_columns(
+        _day=pl.col("event_time").dt.convert_time_zone(timezone).dt.date(),
+        _pos=(pl.col("partition").cast(pl.Int64) * (1 << 40)) + pl.col("offset"),
+    )
+    group = ["_day", "message_id"]
+    return (
+        keyed.filter(pl.col("event_time") == pl.col("event_time").min().over(group))
+        .filter(pl.col("_pos") == pl.col("_pos").min().over(group))
+        .drop("_day", "_pos")
+    )
+
+
+def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone: str) -> pl.DataFrame:
+    """Notifications per (minute, customer, channel) for minutes in [start, end), deduplicated by message_id.
+
+    `events` must hold every event of the dedup days that reach into the window up to `end` (earlier copies
+    decide which copy counts); the caller may pass more, it is filtered here."""
+    day_start = _local_day_start(start, timezone)
+    window = (
+        first_copies(
+            events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end)), timezone
+        )
+        .filter(pl.col("event_time") >= start)
+        .with_columns(
+            minute=pl.col("event_time").dt.truncate("1m"), channel=pl.col("channel").str.to_lowercase()
+        )
+    )
+    return (
+        window.group_by("minute", "customer_id", "channel")
+        .agg(
+            pl.col("customer_name").sort_by("event_time").last(),
+            pl.len().cast(pl.Int64).alias("notifications"),
+        )
+        .select(COUNTS_SCHEMA.names())
+        .sort("minute", "customer_id", "channel")
+        .collect()
+        .match_to_schema(COUNTS_SCHEMA)
+    )
+
+
+def _local_day_start(instant: datetime, timezone: str) -> datetime:
+    local = pl.Series([instant], dtype=UTC_US).dt.convert_time_zone(timezone).dt.truncate("1d")
+    return local.dt.convert_time_zone("UTC")[0]
+
+
+def touched_minutes(events: pl.DataFrame) -> list[int]:
+    """The distinct event minutes of a batch, as epoch seconds: which minutes a batch may change."""
+    if events.is_empty():
+        return []
+    minutes = events.select(pl.col("event_time").dt.truncate("1m").dt.epoch("s").unique().sort()).to_series()
+    return minutes.to_list()
