@@ -22,6 +22,7 @@ def _defaults() -> dict[str, str]:
         "QP_KAFKA_BOOTSTRAP": "127.0.0.1:9092",
         "QP_KAFKA_TOPIC": "notifications",
         "QP_KAFKA_GROUP": "quarantine_platform",
+        "QP_KAFKA_CLIENT_SETTINGS": "{}",
         "QP_TIMEZONE": "UTC",
         "QP_MINUTE_RETENTION_DAYS": "60",
         "QP_ALLOWED_LATENESS_SECONDS": "60",
@@ -41,9 +42,10 @@ DEFAULTS_DOC = {
     "QP_KAFKA_BOOTSTRAP": "Kafka bootstrap servers",
     "QP_KAFKA_TOPIC": "the notifications topic",
     "QP_KAFKA_GROUP": "consumer group whose committed offsets mirror what bronze holds",
+    "QP_KAFKA_CLIENT_SETTINGS": "JSON object of extra librdkafka settings (security.protocol, sasl.*)",
     "QP_TIMEZONE": "time zone of billing days, load dates and the deduplication day",
     "QP_MINUTE_RETENTION_DAYS": "days of minute partitions kept",
-    "QP_ALLOWED_LATENESS_SECONDS": "how long after its close a minute waits for late events before it is counted",
+    "QP_ALLOWED_LATENESS_SECONDS": "seconds a closed minute waits for late events before it is counted",
 }
 
 

@@ -1,0 +1,70 @@
+"""Asset checks guarding the notification tables."""
+
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from quarantine_platform import settings
+from quarantine_platform.assets.notifications import COUNTS, EVENTS
+from quarantine_platform.resources.lake import LakeResource
+from quarantine_platform.resources.warehouse import WarehouseResource
+from quarantine_platform.storage.notification_warehouse import COUNTS_TABLE, PROCESSED_TABLE, ensure_tables
+from quarantine_platform.transforms.notification_checks import distinct_whatsapp_per_minute, duplicate_offsets
+
+
+@dg.asset_check(asset=EVENTS, description="No (topic, partition, offset) is stored twice in bronze.")
+def bronze_offsets_unique(lake: LakeResource) -> dg.AssetCheckResult:
+    duplicates = duplicate_offsets(lake.notifications().scan_events())
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_offsets": duplicates})
+
+
+@dg.asset_check(asset=COUNTS, description="One row per (minute, customer_id, channel).")
+def counts_key_unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        dupes = con.execute(
+            f"select count(*) from (select 1 from {COUNTS_TABLE} "
+            "group by minute, customer_id, channel having count(*) > 1)"
+        ).fetchall()[0][0]
+    return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": int(dupes)})
+
+
+@dg.asset_check(
+    asset=COUNTS,
+    description="The WhatsApp counts of the minutes of the latest counting run add up to bronze's distinct "
+    "WhatsApp messages of each minute.",
+)
+def counts_match_bronze(lake: LakeResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        window = con.execute(
+            f"select min(minute), max(minute) from {PROCESSED_TABLE} "
+            f"where run_id = (select run_id from {PROCESSED_TABLE} order by counted_at desc limit 1)"
+        ).fetchall()[0]
+        if window[0] is None:
+            return dg.AssetCheckResult(passed=True, metadata={"minutes_checked": 0})
+        start = window[0].replace(tzinfo=dt.UTC)
+        end = window[1].replace(tzinfo=dt.UTC) + dt.timedelta(minutes=1)
+        stored = con.sql(
+            f"select minute, sum(notifications)::bigint as stored from {COUNTS_TABLE} "
+            "where minute >= ? and minute < ? and channel = 'whatsapp' group by minute",
+            params=[window[0], end.replace(tzinfo=None)],
+        ).pl()
+    expected = distinct_whatsapp_per_minute(
+        lake.notifications().scan_events(), start, end, settings.get("QP_TIMEZONE")
+    )
+    both = stored.join(expected, on="minute", how="full", coalesce=True).fill_null(0)
+    wrong = both.filter(pl.col("stored") != pl.col("expected"))
+    return dg.AssetCheckResult(
+        passed=wrong.is_empty(),
+        metadata={
+            "minutes_checked": int((end - start).total_seconds() // 60),
+            "minutes_wrong": wrong.height,
+            "first_wrong": str(wrong.sort("minute").head(5).to_dicts()) if wrong.height else "",
+        },
+    )
+
+
+notification_checks = [bronze_offsets_unique, counts_key_unique, counts_match_bronze]

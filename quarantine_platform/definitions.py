@@ -1,0 +1,39 @@
+"""The one Definitions object of quarantine_platform."""
+
+
+import dagster as dg
+
+from quarantine_platform import settings
+
+settings.apply_defaults()
+
+from quarantine_platform.assets.notification_checks import notification_checks  # noqa: E402
+from quarantine_platform.assets.notifications import (  # noqa: E402
+    notification_counts_minutely,
+    notification_stream,
+)
+from quarantine_platform.resources.kafka import KafkaResource  # noqa: E402
+from quarantine_platform.resources.lake import LakeResource  # noqa: E402
+from quarantine_platform.resources.warehouse import WarehouseResource  # noqa: E402
+from quarantine_platform.sensors import notification_sensors  # noqa: E402
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "kafka": KafkaResource(
+            bootstrap_servers=dg.EnvVar("QP_KAFKA_BOOTSTRAP"),
+            topic=dg.EnvVar("QP_KAFKA_TOPIC"),
+            group_id=dg.EnvVar("QP_KAFKA_GROUP"),
+            client_settings_json=dg.EnvVar("QP_KAFKA_CLIENT_SETTINGS"),
+        ),
+        "lake": LakeResource(root=dg.EnvVar("QP_LAKE_DIR")),
+        "warehouse": WarehouseResource(path=dg.EnvVar("QP_WAREHOUSE")),
+    }
+
+
+defs = dg.Definitions(
+    assets=[notification_stream, notification_counts_minutely],
+    asset_checks=notification_checks,
+    sensors=notification_sensors,
+    resources=resources(),
+)

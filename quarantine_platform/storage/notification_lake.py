@@ -1,0 +1,254 @@
+"""Bronze storage of the notification stream, and the commit protocol that makes ingestion exactly once.
+
+Layout under the lake root, one folder per topic:
+  notification_events/topic=T/{seq}_p{partition}_{start}-{end}.parquet        every valid message of the range
+  notification_dead_letters/topic=T/{seq}_p{partition}_{start}-{end}.parquet  the range's dead letters, if any
+
+An events file is the commit of its Kafka offset range [start, end): it is written last, atomically (temporary
+file + rename), under a per-topic lock, and only for offsets no committed file covers yet. So the files never
+overlap, a range is stored once whatever crashes in between, and re-running a range is a no-op. `seq` numbers
+commits in order, which lets the minutes sensor read only what is new. A dead-letter file counts only when its
+events twin exists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from quarantine_platform.transforms.notifications import (
+    DEAD_LETTERS_SCHEMA,
+    EVENTS_SCHEMA,
+    touched_minutes,
+)
+
+_NAME = re.compile(r"^(\d{12})_p(\d{5})_(\d{20})-(\d{20})\.parquet$")
+_META_KEY = b"quarantine_platform"
+
+
+@dataclass(frozen=True)
+class CommittedRange:
+    seq: int
+    partition: int
+    start: int
+    end: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class RangeSummary:
+    """What a committed range holds, read from its file footer without reading the rows."""
+
+    committed: CommittedRange
+    events: int
+    dead_letters: int
+    minutes: list[int]  # epoch seconds of the event minutes present
+    max_event_time: int | None  # epoch microseconds
+
+
+def _file_name(seq: int, partition: int, start: int, end: int) -> str:
+    return f"{seq:012d}_p{partition:05d}_{start:020d}-{end:020d}.parquet"
+
+
+def subtract_ranges(start: int, end: int, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of [start, end) that no interval in `taken` covers."""
+    free: list[tuple[int, int]] = []
+    cursor = start
+    for s, e in sorted(taken):
+        if e <= cursor or s >= end:
+            continue
+        if s > cursor:
+            free.append((cursor, min(s, end)))
+        cursor = max(cursor, e)
+        if cursor >= end:
+            break
+    if cursor < end:
+        free.append((cursor, end))
+    return free
+
+
+class NotificationLake:
+    def __init__(self, root: str | Path) -> None:
+        root_text = str(root)
+        if "://" in root_text:
+            raise ValueError(
+                f"QP_LAKE_DIR={root_text!r}: the notification bronze needs a local or mounted path for its "
+                "atomic commits; object-store lakes are not supported for the stream yet"
+            )
+        self.root = Path(root_text)
+
+    # --- paths -------------------------------------------------------------------------------------------
+
+    def events_dir(self, topic: str) -> Path:
+        return self.root / "notification_events" / f"topic={topic}"
+
+    def dead_letters_dir(self, topic: str) -> Path:
+        return self.root / "notification_dead_letters" / f"topic={topic}"
+
+    # --- reading the ledger ------------------------------------------------------------------------------
+
+    def committed(self, topic: str) -> list[CommittedRange]:
+        folder = self.events_dir(topic)
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in os.scandir(folder):
+            match = _NAME.match(entry.name)
+            if match:
+                seq, part, start, end = map(int, match.groups())
+                found.append(CommittedRange(seq, part, start, end, Path(entry.path)))
+        return sorted(found, key=lambda c: c.seq)
+
+    def coverage(self, topic: str) -> dict[int, list[tuple[int, int]]]:
+        """Per partition, the committed offset ranges, merged."""
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for c in self.committed(topic):
+            ranges.setdefault(c.partition, []).append((c.start, c.end))
+        return {p: _merge(r) for p, r in ranges.items()}
+
+    def uncovered(self, topic: str, partition: int, start: int, end: int) -> list[tuple[int, int]]:
+        return subtract_ranges(start, end, self.coverage(topic).get(partition, []))
+
+    def summaries_since(self, topic: str, seq: int) -> list[RangeSummary]:
+        return [self.summary(c) for c in self.committed(topic) if c.seq > seq]
+
+    @staticmethod
+    def summary(c: CommittedRange) -> RangeSummary:
+        meta = pq.read_metadata(c.path).metadata or {}
+        info = json.loads(meta.get(_META_KEY, b"{}"))
+        return RangeSummary(
+            committed=c,
+            events=int(info.get("events", 0)),
+            dead_letters=int(info.get("dead_letters", 0)),
+            minutes=list(info.get("minutes", [])),
+            max_event_time=info.get("max_event_time"),
+        )
+
+    def scan_events(self, topic: str | None = None) -> pl.LazyFrame:
+        """Every committed event (all topics unless one is named)."""
+        topics = [topic] if topic else self.topics()
+        files = [str(c.path) for t in topics for c in self.committed(t)]
+        if not files:
+            return pl.LazyFrame(schema=EVENTS_SCHEMA)
+        return pl.scan_parquet(files, schema=EVENTS_SCHEMA)
+
+    def scan_dead_letters(self, topic: str | None = None) -> pl.LazyFrame:
+        topics = [topic] if topic else self.topics()
+        files = []
+        for t in topics:
+            folder = self.dead_letters_dir(t)
+            files += [str(folder / c.name) for c in self.committed(t) if (folder / c.name).exists()]
+        if not files:
+            return pl.LazyFrame(schema=DEAD_LETTERS_SCHEMA)
+        return pl.scan_parquet(files, schema=DEAD_LETTERS_SCHEMA)
+
+    def topics(self) -> list[str]:
+        base = self.root / "notification_events"
+        if not base.is_dir():
+            return []
+        return sorted(p.name.removeprefix("topic=") for p in base.iterdir() if p.name.startswith("topic="))
+
+    # --- committing --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, topic: str) -> Iterator[None]:
+        folder = self.events_dir(topic)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.dead_letters_dir(topic).mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+b") as handle:
+            # flock is released by the kernel when a holder dies, so a killed run never blocks the next one.
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def commit(
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        end: int,
+        events: pl.DataFrame,
+        dead_letters: pl.DataFrame,
+    ) -> list[CommittedRange]:
+        """Store the rows of offsets [start, end) of one partition. Offsets already committed by anyone are
+        dropped here, under the lock, so concurrent or repeated runs never store a message twice."""
+        if end <= start:
+            return []
+        done: list[CommittedRange] = []
+        with self._locked(topic):
+            self._remove_orphans(topic)
+            existing = self.committed(topic)
+            taken = [(c.start, c.end) for c in existing if c.partition == partition]
+            seq = max((c.seq for c in existing), default=0)
+            for s, e in subtract_ranges(start, end, taken):
+                seq += 1
+                name = _file_name(seq, partition, s, e)
+                in_range = (pl.col("offset") >= s) & (pl.col("offset") < e)
+                part_events = events.filter(in_range)
+                part_dead = dead_letters.filter(in_range)
+                if part_dead.height:
+                    _write_atomic(part_dead, self.dead_letters_dir(topic) / name, {})
+                meta = {
+                    "events": part_events.height,
+                    "dead_letters": part_dead.height,
+                    "minutes": touched_minutes(part_events),
+                    "max_event_time": part_events["event_time"].dt.epoch("us").max(),
+                }
+                path = self.events_dir(topic) / name
+                _write_atomic(part_events, path, meta)
+                done.append(CommittedRange(seq, partition, s, e, path))
+        return done
+
+    def _remove_orphans(self, topic: str) -> None:
+        """Temporary files of writers that died; safe to delete because every writer holds the lock."""
+        for folder in (self.events_dir(topic), self.dead_letters_dir(topic)):
+            for entry in os.scandir(folder):
+                if entry.name.endswith(".tmp"):
+                    os.unlink(entry.path)
+        # A dead-letter file whose events twin never got written belongs to an interrupted commit.
+        names = {c.name for c in self.committed(topic)}
+        for entry in os.scandir(self.dead_letters_dir(topic)):
+            if _NAME.match(entry.name) and entry.name not in names:
+                os.unlink(entry.path)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(ranges):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _write_atomic(df: pl.DataFrame, path: Path, meta: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    table = df.to_arrow()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
+    with open(tmp, "wb") as handle:
+        pq.write_table(table, handle, compression="lz4")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
