@@ -1,0 +1,381 @@
+"""Chatbot answers: read hourly JSON files and build the per-session report.
+
+Pure Polars (no Dagster). The service is flow-agnostic: keys come from the data, none is named here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TextIO
+
+import polars as pl
+
+__all__ = [
+    "ANSWER_SCHEMA",
+    "REJECTED_SCHEMA",
+    "REPORT_SCHEMA",
+    "SESSION_COLUMNS",
+    "ChatbotInputError",
+    "ChatbotReadResult",
+    "chatbot_report",
+    "chatbot_report_lazy",
+    "empty_chatbot_result",
+    "flow_table",
+    "read_chatbot_hour",
+    "read_chatbot_hours",
+]
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+ANSWER_SCHEMA = pl.Schema(
+    {
+        "customer": pl.String,
+        "flow": pl.String,
+        "session": pl.String,
+        "timestamp": UTC_DATETIME,
+        "key": pl.String,
+        "value": pl.String,
+        "file": pl.String,
+        "position": pl.Int64,
+        "key_index": pl.Int64,
+    }
+)
+REJECTED_SCHEMA = pl.Schema({"file": pl.String, "position": pl.Int64, "reason": pl.String})
+SESSION_COLUMNS: tuple[str, ...] = ("customer", "flow", "session", "first_answer_dt", "last_answer_dt")
+REPORT_SCHEMA = pl.Schema(
+    {**dict.fromkeys(SESSION_COLUMNS, pl.String), "key": pl.String, "value": pl.String, "key_order": pl.Int64}
+)
+# "Later in file order" breaks ties between answers with the same timestamp.
+FILE_ORDER: tuple[str, ...] = ("file", "position", "key_index")
+DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+_CHUNK = 1 << 20
+_SPACES = re.compile(r"[ \t\r\n]*")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class ChatbotInputError(ValueError):
+    """The file is not a JSON array at all (bad JSON, not UTF-8): nothing in it can be trusted."""
+
+    def __init__(self, file: str, line: int | None, problem: str) -> None:
+        self.file = file
+        self.line = line
+        self.problem = problem
+        where = file if line is None else f"{file}, line {line}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class ChatbotReadResult:
+    """One row per answer (``ANSWER_SCHEMA``) and the records set aside (``REJECTED_SCHEMA``)."""
+
+    answers: pl.DataFrame
+    rejected: pl.DataFrame
+    missing: bool = False
+
+
+def empty_chatbot_result(missing: bool = True) -> ChatbotReadResult:
+    """The result of an hour with no file: no answers, no rejections (an hour may have no traffic)."""
+    return ChatbotReadResult(
+        answers=pl.DataFrame(schema=ANSWER_SCHEMA),
+        rejected=pl.DataFrame(schema=REJECTED_SCHEMA),
+        missing=missing,
+    )
+
+
+def read_chatbot_hour(
+    path: str | Path, *, name: str | None = None, missing_ok: bool = True
+) -> ChatbotReadResult:
+    """Read one hourly file: a JSON array of ``{customer, flow, session, timestamp, content}``.
+
+    The file is streamed record by record, so its size does not bound memory beyond the answers.
+    CRLF, a UTF-8 BOM and any record order are accepted. Records breaking the schema are returned
+    in ``rejected`` (file, position, reason); a file that is not a JSON array raises
+    ``ChatbotInputError``. A missing file gives an empty result unless ``missing_ok`` is False.
+    ``name`` is what the ``file`` column holds (default: the path as given).
+    """
+    path = Path(path)
+    file = name if name is not None else str(path)
+    if missing_ok and not path.exists():
+        return empty_chatbot_result()
+    builder = _AnswerBuilder(file)
+    try:
+        # utf-8-sig drops a BOM; CR is JSON whitespace, so CRLF files need nothing more.
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for position, record in enumerate(_iter_json_array(fh, file)):
+                builder.add(position, record)
+    except UnicodeDecodeError as exc:
+        raise ChatbotInputError(file, None, f"not valid UTF-8 ({exc.reason})") from exc
+    return builder.result()
+
+
+def read_chatbot_hours(paths: Iterable[str | Path]) -> ChatbotReadResult:
+    """A day's hours together (missing hours contribute nothing)."""
+    results = [read_chatbot_hour(p) for p in paths]
+    if not results:
+        return empty_chatbot_result()
+    return ChatbotReadResult(
+        answers=pl.concat([r.answers for r in results]),
+        rejected=pl.concat([r.rejected for r in results]),
+        missing=all(r.missing for r in results),
+    )
+
+
+class _AnswerBuilder:
+    """Collects answers column by column (cheaper than one dict per row) and the rejections."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.columns: dict[str, list[Any]] = {c: [] for c in ANSWER_SCHEMA if c != "file"}
+        self.rejected: dict[str, list[Any]] = {"position": [], "reason": []}
+
+    def add(self, position: int, record: Any) -> None:
+        problems, parsed = _check_record(record)
+        if problems:
+            self.rejected["position"].append(position)
+            self.rejected["reason"].append("; ".join(problems))
+            return
+        customer, flow, session, micros, content = parsed
+        cols = self.columns
+        for key_index, (key, value) in enumerate(content.items()):
+            cols["customer"].append(customer)
+            cols["flow"].append(flow)
+            cols["session"].append(session)
+            cols["timestamp"].append(micros)
+            cols["key"].append(key)
+            cols["value"].append(value)
+            cols["position"].append(position)
+            cols["key_index"].append(key_index)
+
+    def result(self) -> ChatbotReadResult:
+        # Timestamps travel as epoch microseconds: building a Datetime column from ints is cheap.
+        schema = {c: pl.Int64 if c == "timestamp" else t for c, t in ANSWER_SCHEMA.items() if c != "file"}
+        answers = (
+            pl.DataFrame(self.columns, schema=schema)
+            .with_columns(pl.col("timestamp").cast(UTC_DATETIME), pl.lit(self.file, pl.String).alias("file"))
+            .select(ANSWER_SCHEMA.names())
+        )
+        rejected = pl.DataFrame(self.rejected, schema={"position": pl.Int64, "reason": pl.String}).select(
+            pl.lit(self.file, pl.String).alias("file"), "position", "reason"
+        )
+        return ChatbotReadResult(answers=answers, rejected=rejected)
+
+
+def _check_record(record: Any) -> tuple[list[str], Any]:
+    if not isinstance(record, dict):
+        return [f"record is not an object (got {_json_type(record)})"], None
+    problems: list[str] = []
+    for field in ("customer", "flow", "session"):
+        value = record.get(field)
+        if field not in record or value is None:
+            problems.append(f"no {field}")
+        elif not isinstance(value, str):
+            problems.append(f"{field} is not a string (got {_json_type(value)})")
+        elif not value.strip():
+            problems.append(f"{field} is empty")
+    timestamp = record.get("timestamp")
+    micros: int | None = None
+    if timestamp is None:
+        problems.append("no timestamp")
+    elif not isinstance(timestamp, str):
+        problems.append(f"timestamp is not a string (got {_json_type(timestamp)})")
+    else:
+        parsed = _parse_timestamp(timestamp)
+        if isinstance(parsed, str):
+            problems.append(parsed)
+        else:
+            micros = parsed
+    content = record.get("content")
+    if content is None:
+        problems.append("no content")
+    elif not isinstance(content, dict):
+        problems.append(f"content is not an object (got {_json_type(content)})")
+    else:
+        problems.extend(
+            f"content value of {key!r} is not a string (got {_json_type(value)})"
+            for key, value in content.items()
+            if not isinstance(value, str)
+        )
+    if problems:
+        return problems, None
+    return [], (record["customer"], record["flow"], record["session"], micros, content)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_timestamp(text: str) -> int | str:
+    """Microseconds since the epoch (UTC), or the reason it is not an instant. Cached: hours repeat."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return f"timestamp is not ISO 8601: {text!r}"
+    # Without an offset the instant is ambiguous; guessing a zone would shift answers silently.
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return f"timestamp has no UTC offset: {text!r}"
+    return (parsed.astimezone(UTC) - _EPOCH) // _MICROSECOND
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+class _Stream:
+    """A growing text window over the file, enough to decode one array element at a time."""
+
+    def __init__(self, fh: TextIO, file: str) -> None:
+        self.fh = fh
+        self.file = file
+        self.decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.line = 1  # line number of buf[0], for error messages
+
+    def fill(self, size: int | None = None) -> bool:
+        if self.eof:
+            return False
+        chunk = self.fh.read(size or _CHUNK)
+        if not chunk:
+            # Keep the window as it is: an error's position still points into it.
+            self.eof = True
+            return False
+        self.line += self.buf.count("\n", 0, self.pos)
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next non-blank character, or "" at the end of the file."""
+        while True:
+            self.pos = _SPACES.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def value(self) -> Any:
+        size = _CHUNK
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                # Most likely the element continues in the next chunk; read more (doubling, so a
+                # huge element costs linear time) and fail only at the end of the file.
+                if self.fill(size):
+                    size *= 2
+                    continue
+                raise self.error(f"invalid JSON: {exc.msg}", exc.pos) from exc
+            # A number at the window's edge may continue in the next chunk.
+            if end == len(self.buf) and self.fill(size):
+                continue
+            self.pos = end
+            return obj
+
+    def error(self, problem: str, at: int | None = None) -> ChatbotInputError:
+        at = self.pos if at is None else at
+        return ChatbotInputError(self.file, self.line + self.buf.count("\n", 0, at), problem)
+
+
+def _iter_json_array(fh: TextIO, file: str) -> Iterator[Any]:
+    stream = _Stream(fh, file)
+    first = stream.peek()
+    if first == "":
+        raise stream.error("file is empty (expected a JSON array)")
+    if first != "[":
+        raise stream.error("not a JSON array")
+    stream.pos += 1
+    if stream.peek() == "]":
+        stream.pos += 1
+    else:
+        while True:
+            stream.peek()
+            yield stream.value()
+            sep = stream.peek()
+            if sep == "":
+                raise stream.error("invalid JSON: the array is not closed")
+            if sep not in ",]":
+                raise stream.error("invalid JSON: expected ',' or ']' after an array element")
+            stream.pos += 1
+            if sep == "]":
+                break
+    if stream.peek() != "":
+        raise stream.error("invalid JSON: data after the end of the array")
+
+
+def chatbot_report_lazy(answers: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """The lazy query behind ``chatbot_report``."""
+    lf = answers.lazy()
+    ts_type = lf.collect_schema()["timestamp"]
+    ts = pl.col("timestamp")
+    # Report times are UTC whatever zone the answers carry; naive timestamps are taken as UTC.
+    if isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:
+        ts = ts.dt.replace_time_zone("UTC")
+    else:
+        ts = ts.dt.convert_time_zone("UTC")
+    session = ["customer", "flow", "session"]
+    order = ["timestamp", *FILE_ORDER]
+    # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
+    valid = (
+        lf.with_columns(ts.alias("timestamp"), pl.col("value").str.strip_chars())
+        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .select(*session, "key", "value", *order)
+    )
+    sessions = valid.group_by(session).agg(
+        pl.col("timestamp").min().dt.strftime(DT_FORMAT).alias("first_answer_dt"),
+        pl.col("timestamp").max().dt.strftime(DT_FORMAT).alias("last_answer_dt"),
+    )
+    # The latest answer wins; on equal timestamps, the later one in file order.
+    latest = valid.group_by(*session, "key").agg(pl.col("value").sort_by(order).last())
+    # A key's column position within its flow: when it was first answered, ties in file order.
+    key_order = (
+        valid.group_by("flow", "key")
+        .agg(pl.col(c).sort_by(order).first() for c in order)
+        .sort("flow", *order)
+        .select(
+            "flow", "key", (pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("flow")).alias("key_order")
+        )
+    )
+    return (
+        latest.join(sessions, on=session)
+        .join(key_order, on=["flow", "key"])
+        .select(REPORT_SCHEMA.names())
+        .sort("customer", "flow", "session", "key_order")
+    )
+
+
+def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Per (customer, flow, session) with at least one valid answer, in long form.
+
+    Columns: customer, flow, session, first_answer_dt, last_answer_dt (UTC, ``YYYY-MM-DDTHH:MM:SS``),
+    key, value (the key's latest valid answer, trimmed) and key_order (the key's column position
+    within its flow, from 1). ``flow_table`` turns one flow into the wide table.
+    """
+    return chatbot_report_lazy(answers).collect().cast(dict(REPORT_SCHEMA))
+
+
+def flow_table(report_long: pl.DataFrame, flow: str) -> pl.DataFrame:
+    """One flow's report, wide: the session columns, then one column per key in ``key_order``."""
+    rows = report_long.filter(pl.col("flow") == flow)
+    keys: list[str] = rows.select("key", "key_order").unique().sort("key_order", "key")["key"].to_list()
+    clash = [k for k in keys if k in SESSION_COLUMNS]
+    if clash:
+        raise ValueError(f"flow {flow!r}: key(s) {clash} collide with the report's own columns")
+    return (
+        rows.group_by(SESSION_COLUMNS)
+        .agg(pl.col("value").filter(pl.col("key") == k).first().alias(k) for k in keys)
+        .sort("customer", "session")
+        .select(*SESSION_COLUMNS, *keys)
+    )

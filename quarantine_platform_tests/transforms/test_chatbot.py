@@ -1,0 +1,454 @@
+"""Chatbot answers and report, as design.md "Chatbot report" states them: one rule per test."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from quarantine_platform.transforms import chatbot
+from quarantine_platform.transforms.chatbot import (
+    ANSWER_SCHEMA,
+    REJECTED_SCHEMA,
+    REPORT_SCHEMA,
+    SESSION_COLUMNS,
+    ChatbotInputError,
+    chatbot_report,
+    empty_chatbot_result,
+    flow_table,
+    read_chatbot_hour,
+    read_chatbot_hours,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+SEED_DAY = DATA / "chatbot" / "date=2019-12-16"
+
+
+def record(
+    session: str, time: str, content: dict[str, Any], *, customer: str = "C1", flow: str = "F1"
+) -> dict:
+    """A record at 2019-12-16 ``time`` UTC."""
+    return {
+        "customer": customer,
+        "flow": flow,
+        "session": session,
+        "timestamp": f"2019-12-16T{time}+00:00",
+        "content": content,
+    }
+
+
+def write_hour(path: Path, records: list[Any], *, crlf: bool = False, bom: bool = False) -> Path:
+    text = json.dumps(records, indent=2)
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def ts(time: str) -> datetime:
+    return datetime.fromisoformat(f"2019-12-16T{time}").replace(tzinfo=UTC)
+
+
+def answers(*rows: tuple[str, str, str, str, str, str, str, int, int]) -> pl.DataFrame:
+    """Answers from (customer, flow, session, "HH:MM:SS", key, value, file, position, key_index)."""
+    return pl.DataFrame(
+        [(c, f, s, ts(t), k, v, file, p, i) for c, f, s, t, k, v, file, p, i in rows],
+        schema=ANSWER_SCHEMA,
+        orient="row",
+    )
+
+
+def rejected(*rows: tuple[str, int, str]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=REJECTED_SCHEMA, orient="row")
+
+
+def report(*rows: tuple[str, str, str, str, str, str, str, int]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=REPORT_SCHEMA, orient="row")
+
+
+def table(keys: list[str], *rows: tuple[str | None, ...]) -> pl.DataFrame:
+    """An expected wide table: the session columns, then ``keys``."""
+    return pl.DataFrame(list(rows), schema=dict.fromkeys([*SESSION_COLUMNS, *keys], pl.String), orient="row")
+
+
+def day_report(*paths: Path) -> pl.DataFrame:
+    result = read_chatbot_hours(paths)
+    assert_frame_equal(result.rejected, rejected())
+    return chatbot_report(result.answers)
+
+
+# --- the shipped seed -----------------------------------------------------------------------------
+
+
+def test_seed_hours_give_the_design_tables() -> None:
+    long = day_report(SEED_DAY / "hour=13.json", SEED_DAY / "hour=14.json")
+
+    assert_frame_equal(
+        flow_table(long, "F1000"),
+        table(
+            ["name", "cpf", "delivery_confirmed"],
+            (
+                "C1000",
+                "F1000",
+                "S1000",
+                "2019-12-16T13:59:58",
+                "2019-12-16T14:00:01",
+                "maria",
+                "305.584.960-40",
+                "true",
+            ),
+            (
+                "C1000",
+                "F1000",
+                "S2000",
+                "2019-12-16T13:59:59",
+                "2019-12-16T14:00:00",
+                "joao",
+                "733.600.420-26",
+                "false",
+            ),
+        ),
+    )
+    assert_frame_equal(
+        flow_table(long, "F2000"),
+        table(
+            ["recomenda", "nota"],
+            ("C2000", "F2000", "S3000", "2019-12-16T13:59:59", "2019-12-16T14:00:01", "Simmmmmmm", "9"),
+        ),
+    )
+
+
+def test_no_key_is_named_in_the_code() -> None:
+    source = Path(chatbot.__file__).read_text()
+
+    for key in ("name", "cpf", "delivery_confirmed", "recomenda", "nota"):
+        assert f'"{key}"' not in source and f"'{key}'" not in source
+
+
+# --- reading an hour -------------------------------------------------------------------------------
+
+
+def test_read_gives_one_row_per_answer_with_its_place_in_the_file(tmp_path: Path) -> None:
+    path = write_hour(
+        tmp_path / "hour=13.json",
+        [
+            record("S1", "13:00:05", {"a": "x", "b": " y "}),
+            {**record("S2", "13:00:01", {}), "timestamp": "2019-12-16T10:00:01-03:00"},
+            record("S2", "13:00:02", {"a": ""}),
+        ],
+    )
+
+    result = read_chatbot_hour(path)
+
+    file = str(path)
+    assert_frame_equal(
+        result.answers,
+        answers(
+            ("C1", "F1", "S1", "13:00:05", "a", "x", file, 0, 0),
+            ("C1", "F1", "S1", "13:00:05", "b", " y ", file, 0, 1),
+            ("C1", "F1", "S2", "13:00:02", "a", "", file, 2, 0),
+        ),
+    )
+    assert_frame_equal(result.rejected, rejected())
+    assert not result.missing
+
+
+def test_the_file_column_holds_the_name_given(tmp_path: Path) -> None:
+    path = write_hour(tmp_path / "x.json", [record("S1", "13:00:00", {"a": "1"})])
+
+    result = read_chatbot_hour(path, name="hour=13.json")
+
+    assert result.answers["file"].to_list() == ["hour=13.json"]
+
+
+def test_crlf_and_a_bom_read_like_a_plain_file(tmp_path: Path) -> None:
+    records = [record("S1", "13:00:00", {"a": "x\r\ny"}), record("S2", "13:00:01", {"b": "z"})]
+    plain = write_hour(tmp_path / "plain.json", records)
+    windows = write_hour(tmp_path / "windows.json", records, crlf=True, bom=True)
+
+    assert_frame_equal(
+        read_chatbot_hour(windows).answers.drop("file"), read_chatbot_hour(plain).answers.drop("file")
+    )
+    assert read_chatbot_hour(windows).answers["value"].to_list() == ["x\r\ny", "z"]
+
+
+def test_a_missing_hour_is_an_empty_result_not_an_error(tmp_path: Path) -> None:
+    result = read_chatbot_hour(tmp_path / "hour=03.json")
+
+    assert_frame_equal(result.answers, pl.DataFrame(schema=ANSWER_SCHEMA))
+    assert_frame_equal(result.rejected, rejected())
+    assert result.missing
+    assert_frame_equal(result.answers, empty_chatbot_result().answers)
+    with pytest.raises(FileNotFoundError):
+        read_chatbot_hour(tmp_path / "hour=03.json", missing_ok=False)
+
+
+def test_a_day_with_missing_hours_reads_the_hours_present(tmp_path: Path) -> None:
+    path = write_hour(tmp_path / "hour=13.json", [record("S1", "13:00:00", {"a": "1"})])
+
+    result = read_chatbot_hours([tmp_path / "hour=12.json", path])
+
+    assert_frame_equal(result.answers, answers(("C1", "F1", "S1", "13:00:00", "a", "1", str(path), 0, 0)))
+    assert not result.missing
+
+
+def test_records_breaking_the_schema_are_rejected_with_file_position_and_reason(tmp_path: Path) -> None:
+    good = record("S1", "13:00:00", {"a": "kept"})
+    path = write_hour(
+        tmp_path / "hour=13.json",
+        [
+            {k: v for k, v in record("S1", "13:00:00", {"a": "1"}).items() if k != "session"},
+            record("S1", "13:00:00", ["a", "1"]),  # type: ignore[arg-type]
+            record("S1", "13:00:00", {"a": 1, "b": "ok", "c": None}),
+            {**record("S1", "13:00:00", {"a": "1"}), "timestamp": "yesterday"},
+            {**record("S1", "13:00:00", {"a": "1"}), "timestamp": "2019-12-16T13:00:00"},
+            {**record("S1", "13:00:00", {"a": "1"}), "customer": 1000},
+            good,
+            "not a record",
+            {**record("", "13:00:00", {"a": "1"}), "flow": None, "content": None},
+        ],
+    )
+
+    result = read_chatbot_hour(path)
+
+    file = str(path)
+    assert_frame_equal(
+        result.rejected,
+        rejected(
+            (file, 0, "no session"),
+            (file, 1, "content is not an object (got array)"),
+            (
+                file,
+                2,
+                "content value of 'a' is not a string (got number); "
+                "content value of 'c' is not a string (got null)",
+            ),
+            (file, 3, "timestamp is not ISO 8601: 'yesterday'"),
+            (file, 4, "timestamp has no UTC offset: '2019-12-16T13:00:00'"),
+            (file, 5, "customer is not a string (got number)"),
+            (file, 7, "record is not an object (got string)"),
+            (file, 8, "no flow; session is empty; no content"),
+        ),
+    )
+    assert_frame_equal(result.answers, answers(("C1", "F1", "S1", "13:00:00", "a", "kept", file, 6, 0)))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "line 1: file is empty (expected a JSON array)"),
+        ("\r\n  \r\n", "line 3: file is empty (expected a JSON array)"),
+        ('{"customer": "C1"}', "line 1: not a JSON array"),
+        (
+            '[\n  {"customer": "C1",}\n]',
+            "line 2: invalid JSON: Expecting property name enclosed in double quotes",
+        ),
+        (
+            '[\n  {"customer": "C1"}\n  {"customer": "C2"}\n]',
+            "line 3: invalid JSON: expected ',' or ']' after an array element",
+        ),
+        ('[\n  {"customer": "C1"},\n', "line 3: invalid JSON: Expecting value"),
+        ('[\n  {"customer": "C1"}\n', "line 3: invalid JSON: the array is not closed"),
+        ("[]\n[]", "line 2: invalid JSON: data after the end of the array"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [2, 1 << 20])
+def test_a_file_that_is_not_a_json_array_is_an_error_naming_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, problem: str, chunk: int
+) -> None:
+    path = tmp_path / "hour=13.json"
+    path.write_text(text)
+    # Line numbers stay right however the file is cut into chunks.
+    monkeypatch.setattr(chatbot, "_CHUNK", chunk)
+
+    with pytest.raises(ChatbotInputError) as error:
+        read_chatbot_hour(path)
+
+    assert str(error.value) == f"{path}, {problem}"
+
+
+def test_an_empty_array_has_no_answers(tmp_path: Path) -> None:
+    path = tmp_path / "hour=13.json"
+    path.write_text(" [ ] \n")
+
+    assert_frame_equal(read_chatbot_hour(path).answers, pl.DataFrame(schema=ANSWER_SCHEMA))
+
+
+def test_a_file_is_streamed_in_chunks_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [record(f"S{i}", f"13:00:{i:02d}", {"a": f"{i}" * i, "b": "é\u00e7"}) for i in range(40)]
+    records.append({**record("S9", "13:00:00", {}), "extra": [1, 2.5e3, 123456789, True, None]})
+    path = write_hour(tmp_path / "hour=13.json", records, crlf=True, bom=True)
+    whole = read_chatbot_hour(path)
+
+    # Windows of a few characters force every element to straddle chunk boundaries.
+    monkeypatch.setattr(chatbot, "_CHUNK", 3)
+    streamed = read_chatbot_hour(path)
+
+    assert streamed.answers.height == 80
+    assert_frame_equal(streamed.answers, whole.answers)
+    assert_frame_equal(streamed.rejected, whole.rejected)
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+def test_the_long_report_has_session_times_latest_values_and_key_order() -> None:
+    long = chatbot_report(
+        answers(
+            ("C1", "F1", "S1", "13:00:00", "a", "1", "h13", 0, 0),
+            ("C1", "F1", "S1", "13:00:00", "b", "2", "h13", 0, 1),
+            ("C1", "F1", "S1", "13:05:00", "a", "3", "h13", 1, 0),
+        )
+    )
+
+    assert_frame_equal(
+        long,
+        report(
+            ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:05:00", "a", "3", 1),
+            ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:05:00", "b", "2", 2),
+        ),
+    )
+
+
+def test_empty_and_blank_values_are_not_answers_and_values_are_trimmed() -> None:
+    long = chatbot_report(
+        answers(
+            ("C1", "F1", "S1", "13:00:00", "a", " ", "h13", 0, 0),  # not an answer: not the first time
+            ("C1", "F1", "S1", "13:00:01", "a", "  maria  ", "h13", 1, 0),
+            ("C1", "F1", "S1", "13:00:02", "a", "", "h13", 2, 0),  # does not erase maria
+            ("C1", "F1", "S1", "13:00:03", "b", "\t", "h13", 3, 0),  # no column b from blanks only
+            ("C1", "F1", "S2", "13:00:04", "a", "", "h13", 4, 0),  # S2: no valid answer, no row
+        )
+    )
+
+    assert_frame_equal(
+        flow_table(long, "F1"),
+        table(["a"], ("C1", "F1", "S1", "2019-12-16T13:00:01", "2019-12-16T13:00:01", "maria")),
+    )
+
+
+def test_values_keep_their_text_inside() -> None:
+    long = chatbot_report(answers(("C1", "F1", "S1", "13:00:00", "a", " Sim,  SIM ", "h13", 0, 0)))
+
+    assert long["value"].to_list() == ["Sim,  SIM"]
+
+
+def test_the_latest_answer_wins_whatever_the_order_in_the_file(tmp_path: Path) -> None:
+    path = write_hour(
+        tmp_path / "hour=13.json",
+        [record("S1", "13:00:09", {"a": "later"}), record("S1", "13:00:01", {"a": "earlier"})],
+    )
+
+    assert_frame_equal(
+        flow_table(day_report(path), "F1"),
+        table(["a"], ("C1", "F1", "S1", "2019-12-16T13:00:01", "2019-12-16T13:00:09", "later")),
+    )
+
+
+def test_a_tie_goes_to_the_later_record_in_file_order() -> None:
+    long = chatbot_report(
+        answers(
+            ("C1", "F1", "S1", "13:59:59", "a", "second in hour 13", "h13", 1, 0),
+            ("C1", "F1", "S1", "13:59:59", "a", "first in hour 13", "h13", 0, 0),
+            ("C1", "F1", "S2", "13:59:59", "a", "in hour 14", "h14", 0, 0),
+            ("C1", "F1", "S2", "13:59:59", "a", "in hour 13", "h13", 7, 0),
+        )
+    )
+
+    assert long.select("session", "value").rows() == [("S1", "second in hour 13"), ("S2", "in hour 14")]
+
+
+def test_a_session_spanning_two_hours_is_one_row(tmp_path: Path) -> None:
+    h13 = write_hour(tmp_path / "hour=13.json", [record("S1", "13:59:58", {"a": "1"})])
+    h14 = write_hour(tmp_path / "hour=14.json", [record("S1", "14:00:03", {"b": "2"})])
+
+    assert_frame_equal(
+        flow_table(day_report(h13, h14), "F1"),
+        table(["a", "b"], ("C1", "F1", "S1", "2019-12-16T13:59:58", "2019-12-16T14:00:03", "1", "2")),
+    )
+
+
+def test_keys_are_ordered_by_their_first_valid_answer_within_the_flow_ties_in_file_order() -> None:
+    long = chatbot_report(
+        answers(
+            ("C1", "F1", "S1", "13:00:05", "late", "x", "h13", 0, 0),
+            ("C1", "F1", "S1", "13:00:05", "first", "x", "h13", 1, 1),
+            ("C1", "F1", "S1", "13:00:05", "second", "x", "h13", 1, 2),
+            ("C1", "F1", "S2", "13:00:01", "early", "x", "h13", 2, 0),
+            ("C1", "F1", "S2", "13:00:00", "blank", " ", "h13", 3, 0),
+            ("C1", "F1", "S2", "13:00:09", "blank", "y", "h13", 4, 0),
+        )
+    )
+
+    assert flow_table(long, "F1").columns == [*SESSION_COLUMNS, "early", "late", "first", "second", "blank"]
+
+
+def test_a_new_flow_with_new_keys_gets_its_own_table_without_code_changes(tmp_path: Path) -> None:
+    path = write_hour(
+        tmp_path / "hour=13.json",
+        [
+            record("S1", "13:00:00", {"a": "1"}, flow="F1"),
+            record("S7", "13:00:02", {"colour": "blue", "size": "M"}, customer="C9", flow="F3000"),
+            record("S8", "13:00:01", {"size": "L"}, customer="C9", flow="F3000"),
+        ],
+    )
+    long = day_report(path)
+
+    assert_frame_equal(
+        flow_table(long, "F3000"),
+        table(
+            ["size", "colour"],
+            ("C9", "F3000", "S7", "2019-12-16T13:00:02", "2019-12-16T13:00:02", "M", "blue"),
+            ("C9", "F3000", "S8", "2019-12-16T13:00:01", "2019-12-16T13:00:01", "L", None),
+        ),
+    )
+    assert flow_table(long, "F1").columns == [*SESSION_COLUMNS, "a"]
+
+
+def test_the_wide_table_is_sorted_by_customer_then_session() -> None:
+    long = chatbot_report(
+        answers(
+            ("C2", "F1", "S1", "13:00:00", "a", "1", "h13", 0, 0),
+            ("C1", "F1", "S9", "13:00:01", "a", "2", "h13", 1, 0),
+            ("C1", "F1", "S2", "13:00:02", "a", "3", "h13", 2, 0),
+        )
+    )
+
+    assert flow_table(long, "F1").select("customer", "session").rows() == [
+        ("C1", "S2"),
+        ("C1", "S9"),
+        ("C2", "S1"),
+    ]
+
+
+def test_report_times_are_utc_whatever_the_zone_of_the_answers() -> None:
+    rows = answers(("C1", "F1", "S1", "13:00:00", "a", "1", "h13", 0, 0))
+    in_sao_paulo = rows.with_columns(pl.col("timestamp").dt.convert_time_zone("America/Sao_Paulo"))
+
+    assert chatbot_report(in_sao_paulo).select("first_answer_dt", "last_answer_dt").row(0) == (
+        "2019-12-16T13:00:00",
+        "2019-12-16T13:00:00",
+    )
+
+
+def test_no_answers_give_an_empty_report_and_an_unknown_flow_an_empty_table() -> None:
+    long = chatbot_report(pl.DataFrame(schema=ANSWER_SCHEMA))
+
+    assert_frame_equal(long, pl.DataFrame(schema=REPORT_SCHEMA))
+    assert_frame_equal(flow_table(long, "F1"), table([]))
+
+
+def test_a_key_named_like_a_report_column_is_refused() -> None:
+    long = chatbot_report(answers(("C1", "F1", "S1", "13:00:00", "session", "x", "h13", 0, 0)))
+
+    with pytest.raises(
+        ValueError, match=r"flow 'F1': key\(s\) \['session'\] collide with the report's own columns"
+    ):
+        flow_table(long, "F1")
