@@ -21,6 +21,10 @@ from quarantine_platform.dagster_home import ensure_dagster_home
 from quarantine_platform.demo.stream import DemoSpec, generate, produce
 
 
+# Runs log to the instance (the UI shows everything); the terminal gets warnings only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((host, port)) != 0
@@ -71,7 +75,7 @@ def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rou
                     [notification_stream, bronze_offsets_unique],
                     instance=instance,
                     resources=resources,
-                    run_config=req.run_config,
+                    run_config={**req.run_config, **QUIET},
                     tags={**req.tags, "dagster/sensor_name": "notification_ingest_sensor"},
                 )
                 totals["failed_checks"] += _failed_checks(out)
@@ -88,6 +92,7 @@ def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rou
                     [notification_counts_minutely, counts_key_unique, counts_match_bronze],
                     instance=instance,
                     resources=resources,
+                    run_config=QUIET,
                     tags={**req.tags, "dagster/sensor_name": "notification_minutes_sensor"},
                 )
                 totals["failed_checks"] += _failed_checks(out)

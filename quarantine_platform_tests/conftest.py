@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated platform environment per test, and the embedded broker on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every QP_* path and DAGSTER_HOME inside the test's own temporary folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for name, value in {
+        "QP_DATA_DIR": str(data),
+        "QP_LAKE_DIR": str(data / "lake"),
+        "QP_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "QP_KAFKA_TOPIC": "notifications",
+        "QP_TIMEZONE": "UTC",
+        "DAGSTER_HOME": str(home),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`qp broker` started on a free loopback port, stopped after the test."""
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quarantine_platform.cli", "broker", "--bootstrap", address],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("BROKER READY"), f"broker did not start: {line!r}"
+        monkeypatch.setenv("QP_KAFKA_BOOTSTRAP", address)
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)

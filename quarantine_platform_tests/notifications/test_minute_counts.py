@@ -1,0 +1,119 @@
+"""Minute counts: deduplication by message_id, channels, late events, the day of the deduplication."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from quarantine_platform.transforms.notifications import EVENTS_SCHEMA, minute_counts
+
+UTC = dt.UTC
+
+
+def events(rows: list[tuple[int, int, str, int, str, str]]) -> pl.LazyFrame:
+    """(partition, offset, message_id, customer_id, channel, "HH:MM:SS" on 2020-02-03 UTC)."""
+    return (
+        pl.DataFrame(
+            {
+                "topic": ["n"] * len(rows),
+                "partition": [r[0] for r in rows],
+                "offset": [r[1] for r in rows],
+                "customer_id": [r[3] for r in rows],
+                "message_id": [r[2] for r in rows],
+                "customer_name": [f"C{r[3]}" for r in rows],
+                "channel": [r[4] for r in rows],
+                "payload": ["p"] * len(rows),
+                "event_datetime": [f"2020-02-03T{r[5]}+00:00" for r in rows],
+                "event_time": [dt.datetime.fromisoformat(f"2020-02-03T{r[5]}+00:00") for r in rows],
+            }
+        )
+        .cast({"partition": pl.Int32, "event_time": pl.Datetime("us", "UTC")})
+        .select(EVENTS_SCHEMA.names())
+        .lazy()
+    )
+
+
+def counts(rows: list[tuple[str, int, str, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "minute": pl.Series(
+                [dt.datetime.fromisoformat(f"2020-02-03T{r[0]}:00+00:00") for r in rows],
+                dtype=pl.Datetime("us", "UTC"),
+            ),
+            "customer_id": [r[1] for r in rows],
+            "customer_name": [f"C{r[1]}" for r in rows],
+            "channel": [r[2] for r in rows],
+            "notifications": [r[3] for r in rows],
+        },
+        schema={
+            "minute": pl.Datetime("us", "UTC"),
+            "customer_id": pl.Int64,
+            "customer_name": pl.String,
+            "channel": pl.String,
+            "notifications": pl.Int64,
+        },
+    )
+
+
+T0 = dt.datetime(2020, 2, 3, 14, 0, tzinfo=UTC)
+
+
+def test_counts_per_minute_customer_and_channel_with_channels_case_insensitive():
+    ev = events(
+        [
+            (0, 0, "a", 1, "Whatsapp", "14:00:01"),
+            (0, 1, "b", 1, "WhatsApp", "14:00:59"),
+            (1, 0, "c", 2, "SMS", "14:00:30"),
+            (1, 1, "d", 1, "Whatsapp", "14:01:00"),
+        ]
+    )
+    out = minute_counts(ev, T0, T0 + dt.timedelta(minutes=2), "UTC")
+    assert_frame_equal(
+        out, counts([("14:00", 1, "whatsapp", 2), ("14:00", 2, "sms", 1), ("14:01", 1, "whatsapp", 1)])
+    )
+
+
+def test_a_message_id_resent_on_another_partition_or_later_that_day_counts_once_in_its_first_minute():
+    ev = events(
+        [
+            (0, 0, "a", 1, "Whatsapp", "14:00:01"),
+            (3, 9, "a", 1, "Whatsapp", "14:00:01"),  # producer retry on another partition
+            (0, 5, "a", 1, "Whatsapp", "14:07:00"),  # re-sent minutes later
+            (0, 6, "b", 1, "Whatsapp", "14:07:10"),
+        ]
+    )
+    out = minute_counts(ev, T0, T0 + dt.timedelta(minutes=10), "UTC")
+    assert_frame_equal(out, counts([("14:00", 1, "whatsapp", 1), ("14:07", 1, "whatsapp", 1)]))
+    # Counting only the later minute still knows the copy from earlier in the day.
+    later = minute_counts(ev, T0 + dt.timedelta(minutes=7), T0 + dt.timedelta(minutes=8), "UTC")
+    assert_frame_equal(later, counts([("14:07", 1, "whatsapp", 1)]))
+
+
+def test_a_late_event_changes_its_minute_when_counted_again():
+    before = events([(0, 0, "a", 1, "Whatsapp", "14:00:01")])
+    after = events([(0, 0, "a", 1, "Whatsapp", "14:00:01"), (0, 1, "late", 1, "Whatsapp", "14:00:40")])
+    window = (T0, T0 + dt.timedelta(minutes=1))
+    assert minute_counts(before, *window, "UTC")["notifications"].to_list() == [1]
+    assert minute_counts(after, *window, "UTC")["notifications"].to_list() == [2]
+
+
+def test_the_deduplication_day_follows_the_time_zone():
+    # 02:30 and 03:30 UTC are the same day in UTC (the re-send is a duplicate), but in São Paulo 02:30 UTC is
+    # 23:30 of the day before: there the 03:30 copy is the first of its day and counts.
+    ev = events([(0, 0, "a", 1, "Whatsapp", "02:30:00"), (0, 1, "a", 1, "Whatsapp", "03:30:00")])
+    start, end = dt.datetime(2020, 2, 3, 3, 30, tzinfo=UTC), dt.datetime(2020, 2, 3, 3, 31, tzinfo=UTC)
+    assert minute_counts(ev, start, end, "UTC").is_empty()
+    assert minute_counts(ev, start, end, "America/Sao_Paulo")["notifications"].to_list() == [1]
+
+
+def test_an_empty_window_gives_an_empty_table():
+    out = minute_counts(events([]), T0, T0 + dt.timedelta(minutes=1), "UTC")
+    assert out.is_empty() and out.columns == [
+        "minute",
+        "customer_id",
+        "customer_name",
+        "channel",
+        "notifications",
+    ]
