@@ -26,6 +26,7 @@ def _defaults() -> dict[str, str]:
         "QP_TIMEZONE": "UTC",
         "QP_MINUTE_RETENTION_DAYS": "60",
         "QP_ALLOWED_LATENESS_SECONDS": "60",
+        "QP_INGEST_CHUNK_MESSAGES": "400000",
         "QP_CRM_URI": f"{quarantine}/crm.xlsx",
         "QP_MARKETING_URI": f"{quarantine}/marketing.csv",
         "QP_RECOMMENDATIONS_URI": f"{quarantine}/recomendacao/",
@@ -45,6 +46,7 @@ DEFAULTS_DOC = {
     "QP_KAFKA_CLIENT_SETTINGS": "JSON object of extra librdkafka settings (security.protocol, sasl.*)",
     "QP_TIMEZONE": "time zone of billing days, load dates and the deduplication day",
     "QP_MINUTE_RETENTION_DAYS": "days of minute partitions kept",
+    "QP_INGEST_CHUNK_MESSAGES": "messages per bronze commit (bounds an ingestion run's memory)",
     "QP_ALLOWED_LATENESS_SECONDS": "seconds a closed minute waits for late events before it is counted",
 }
 

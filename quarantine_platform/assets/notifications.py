@@ -53,6 +53,7 @@ def notification_stream(
             kafka.topic,
             kafka.group_id,
             targets=targets,
+            chunk_messages=int(settings.get("QP_INGEST_CHUNK_MESSAGES")),
             log=context.log.info,
             consumer_extra=kafka.client_settings(),
         )
