@@ -1,6 +1,5 @@
 """The one Definitions object of quarantine_platform."""
 
-
 import dagster as dg
 
 from quarantine_platform import settings

@@ -6,7 +6,6 @@ twice. `notification_minutes_sensor` reads the bronze commits since its cursor a
 minutes that closed and recounts of minutes that received late events.
 """
 
-
 import datetime as dt
 import json
 import time

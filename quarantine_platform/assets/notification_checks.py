@@ -1,6 +1,5 @@
 """Asset checks guarding the notification tables."""
 
-
 import datetime as dt
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """The notification stream: Kafka -> bronze (+ dead letters) -> minute counts in the warehouse."""
 
-
 import datetime as dt
 
 import dagster as dg

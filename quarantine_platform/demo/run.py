@@ -20,7 +20,6 @@ from quarantine_platform import settings
 from quarantine_platform.dagster_home import ensure_dagster_home
 from quarantine_platform.demo.stream import DemoSpec, generate, produce
 
-
 # Runs log to the instance (the UI shows everything); the terminal gets warnings only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -31,7 +30,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def start_broker(bootstrap: str) -> tuple[subprocess.Popen, str]:
-    """Start `qp broker` on `bootstrap`, or on a free port when that one is taken. Returns (process, address)."""
+    """Start `qp broker` on `bootstrap`, or on a free port if it is taken. Returns (process, address)."""
     host, port = bootstrap.rsplit(":", 1)
     if not _port_free(host, int(port)):
         with socket.socket() as s:
@@ -86,8 +85,10 @@ def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rou
         if isinstance(result, dg.SensorResult):
             cursors["minutes"] = result.cursor
             for req in result.run_requests or []:
-                log(f"counting minutes {req.tags['dagster/asset_partition_range_start']} .. "
-                    f"{req.tags['dagster/asset_partition_range_end']}")
+                log(
+                    f"counting minutes {req.tags['dagster/asset_partition_range_start']} .. "
+                    f"{req.tags['dagster/asset_partition_range_end']}"
+                )
                 out = dg.materialize(
                     [notification_counts_minutely, counts_key_unique, counts_match_bronze],
                     instance=instance,
@@ -109,14 +110,18 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> int:
 
 def summary(instance_lake_root: str, warehouse: str) -> dict:
     import duckdb
+    import polars as pl
 
     from quarantine_platform.storage.notification_lake import NotificationLake
 
     lake = NotificationLake(instance_lake_root)
-    events = lake.scan_events().select(
-        __import__("polars").len().alias("n"), __import__("polars").col("message_id").n_unique().alias("u")
-    ).collect()
-    dead = lake.scan_dead_letters().group_by("reason").len().collect()
+    events = (
+        lake.scan_events().select(pl.len().alias("n"), pl.col("message_id").n_unique().alias("u")).collect()
+    )
+    # Reasons grouped by kind ("not JSON: <parser detail>" -> "not JSON").
+    dead = (
+        lake.scan_dead_letters().group_by(reason=pl.col("reason").str.split(":").list.first()).len().collect()
+    )
     con = duckdb.connect(warehouse, read_only=True)
     try:
         counted = con.execute(
@@ -163,16 +168,22 @@ def run_demo(messages: int, day: dt.date | None = None) -> int:
         broker.wait(10)
     print()
     print("=== quarantine_platform demo: summary ===")
-    print(f"Dagster runs: {totals['ingest_runs']} ingestion, {totals['count_runs']} minute counting "
-          f"({took:.1f}s); failed asset checks: {totals['failed_checks']}")
-    print(f"ingested into bronze: {facts['bronze_events']:,} events "
-          f"({facts['distinct_message_ids']:,} distinct message ids)")
+    print(
+        f"Dagster runs: {totals['ingest_runs']} ingestion, {totals['count_runs']} minute counting "
+        f"({took:.1f}s); failed asset checks: {totals['failed_checks']}"
+    )
+    print(
+        f"ingested into bronze: {facts['bronze_events']:,} events "
+        f"({facts['distinct_message_ids']:,} distinct message ids)"
+    )
     print(f"dead-lettered: {facts['dead_letters']:,}")
     for reason, n in facts["dead_letter_reasons"]:
         print(f"    {n:>7,}  {reason}")
-    print(f"counted: {facts['counted_notifications']:,} notifications "
-          f"({facts['counted_whatsapp']:,} WhatsApp) for {facts['customers']} customers "
-          f"over {facts['minutes_processed']:,} minutes")
+    print(
+        f"counted: {facts['counted_notifications']:,} notifications "
+        f"({facts['counted_whatsapp']:,} WhatsApp) for {facts['customers']} customers "
+        f"over {facts['minutes_processed']:,} minutes"
+    )
     print()
     print("Open the Dagster UI on this same state:")
     print(f"    DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml")

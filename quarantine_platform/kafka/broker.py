@@ -8,6 +8,7 @@ the relay and then talk to the broker address its metadata advertises, on the sa
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import signal
 import socket
@@ -89,10 +90,8 @@ class Relay:
                 for s in (sock, other):
                     if s is not None:
                         peers.pop(s, None)  # type: ignore[arg-type]
-                        try:
+                        with contextlib.suppress(KeyError, ValueError):
                             sel.unregister(s)
-                        except (KeyError, ValueError):
-                            pass
                         s.close()  # type: ignore[union-attr]
 
 

@@ -2,8 +2,9 @@
 
 A minute is closed when the event-time watermark (the latest event time seen, capped at the wall clock) has
 passed its end plus the allowed lateness; when the stream is idle (nothing new committed), the wall clock
-closes minutes too, so the last minutes before a pause and minutes without traffic still get counted. Closed minutes are counted once, in order; a minute that receives
-events after it was requested is requested again (a late event).
+closes minutes too, so the last minutes before a pause and minutes without traffic still get counted.
+Closed minutes are counted once, in order; a minute that receives events after it was requested is requested
+again (a late event).
 """
 
 from __future__ import annotations

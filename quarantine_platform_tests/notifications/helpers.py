@@ -35,18 +35,33 @@ def known_stream(start: dt.datetime, minutes: int, per_minute: int, seed: int = 
             when = start + dt.timedelta(minutes=m, seconds=rnd.uniform(0, 59.9))
             cid = rnd.choice([11, 22, 33, 44])
             channel = rnd.choice(["Whatsapp", "WhatsApp", "SMS"])
-            record = {"customer_id": cid, "message_id": f"M{n:06d}", "customer_name": f"Cliente {cid}",
-                      "channel": channel, "payload": f"mensagem {n}",
-                      "event_datetime": when.isoformat(timespec="milliseconds")}
-            sent = Sent(rnd.randrange(3), json.dumps(record).encode(), True, record["message_id"], cid,
-                        channel.lower(), when.replace(second=0, microsecond=0))
+            record = {
+                "customer_id": cid,
+                "message_id": f"M{n:06d}",
+                "customer_name": f"Cliente {cid}",
+                "channel": channel,
+                "payload": f"mensagem {n}",
+                "event_datetime": when.isoformat(timespec="milliseconds"),
+            }
+            sent = Sent(
+                rnd.randrange(3),
+                json.dumps(record).encode(),
+                True,
+                record["message_id"],
+                cid,
+                channel.lower(),
+                when.replace(second=0, microsecond=0),
+            )
             roll = rnd.random()
             if roll < 0.03:
-                on_time.append(Sent(rnd.randrange(3), rnd.choice([b"{not json", None, b'{"customer_id": "x"}']),
-                                    False))
+                on_time.append(
+                    Sent(rnd.randrange(3), rnd.choice([b"{not json", None, b'{"customer_id": "x"}']), False)
+                )
             (late if roll > 0.97 else on_time).append(sent)
             if rnd.random() < 0.05:  # a re-send, maybe on another partition
-                resend = Sent(rnd.randrange(3), sent.value, True, sent.message_id, cid, sent.channel, sent.minute)
+                resend = Sent(
+                    rnd.randrange(3), sent.value, True, sent.message_id, cid, sent.channel, sent.minute
+                )
                 (late if rnd.random() < 0.5 else on_time).append(resend)
     return on_time + late
 

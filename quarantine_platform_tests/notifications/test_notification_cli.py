@@ -16,13 +16,20 @@ from quarantine_platform_tests.notifications.helpers import known_stream, produc
 from quarantine_platform_tests.notifications.test_notification_dagster import recent_start, stored_counts
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-INGEST = ["asset", "materialize", "-m", "quarantine_platform.definitions",
-          "--select", "notification_events,notification_dead_letters"]
+INGEST = [
+    "asset",
+    "materialize",
+    "-m",
+    "quarantine_platform.definitions",
+    "--select",
+    "notification_events,notification_dead_letters",
+]
 
 
 def launch_ingestion(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([DAGSTER, *INGEST], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [DAGSTER, *INGEST], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 60) -> bool:
@@ -61,12 +68,14 @@ def test_ingestion_killed_at_several_points_loses_nothing_and_doubles_nothing(pl
     for condition in (lambda: committed() >= 1, writing, lambda: committed() >= 6):
         kills += kill_when(launch_ingestion(env), condition)
     assert kills >= 2, "the runs finished before they could be killed: the stream is too small"
-    assert 0 < committed()
+    assert committed() > 0
     final = launch_ingestion(env)
     assert final.wait(120) == 0, final.stderr.read().decode()[-2000:] if final.stderr else ""
 
-    stored = [*lake.scan_events().select("partition", "offset").collect().rows(),
-              *lake.scan_dead_letters().select("partition", "offset").collect().rows()]
+    stored = [
+        *lake.scan_events().select("partition", "offset").collect().rows(),
+        *lake.scan_dead_letters().select("partition", "offset").collect().rows(),
+    ]
     assert len(stored) == len(set(stored)) == len(messages)
     drive(definitions.defs, dg.DagsterInstance.get(), log=lambda _: None)
     assert stored_counts(os.environ["QP_WAREHOUSE"]) == reference_counts(messages)
@@ -79,17 +88,40 @@ def test_minute_counts_materialize_from_the_command_line_with_a_partition_range(
     from quarantine_platform.transforms.notifications import parse_notifications
 
     start = recent_start(90)
-    values = [json.dumps({"customer_id": 5, "message_id": f"m{i}", "customer_name": "A", "channel": "Whatsapp",
-                          "payload": "p", "event_datetime": (start + dt.timedelta(seconds=20 * i)).isoformat()})
-              .encode() for i in range(9)]  # 3 per minute over 3 minutes
+    values = [
+        json.dumps(
+            {
+                "customer_id": 5,
+                "message_id": f"m{i}",
+                "customer_name": "A",
+                "channel": "Whatsapp",
+                "payload": "p",
+                "event_datetime": (start + dt.timedelta(seconds=20 * i)).isoformat(),
+            }
+        ).encode()
+        for i in range(9)
+    ]  # 3 per minute over 3 minutes
     batch = parse_notifications(values, [0] * 9, list(range(9)), "notifications")
-    NotificationLake(os.environ["QP_LAKE_DIR"]).commit("notifications", 0, 0, 9, batch.events, batch.dead_letters)
+    NotificationLake(os.environ["QP_LAKE_DIR"]).commit(
+        "notifications", 0, 0, 9, batch.events, batch.dead_letters
+    )
     first, last = start, start + dt.timedelta(minutes=59)
     fmt = "%Y-%m-%d-%H:%M"
     result = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "quarantine_platform.definitions", "--select",
-         "notification_counts_minutely", "--partition-range", f"{first.strftime(fmt)}...{last.strftime(fmt)}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "quarantine_platform.definitions",
+            "--select",
+            "notification_counts_minutely",
+            "--partition-range",
+            f"{first.strftime(fmt)}...{last.strftime(fmt)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert stored_counts(os.environ["QP_WAREHOUSE"]) == {

@@ -132,9 +132,19 @@ def test_minutes_sensor_requests_closed_minutes_once_and_recounts_late_ones(plat
     start = recent_start(20)
 
     def commit(offsets: range, minute: int) -> None:
-        values = [json.dumps({"customer_id": 1, "message_id": f"m{o}", "customer_name": "A", "channel": "SMS",
-                              "payload": "p", "event_datetime": (start + dt.timedelta(minutes=minute)).isoformat()})
-                  .encode() for o in offsets]
+        values = [
+            json.dumps(
+                {
+                    "customer_id": 1,
+                    "message_id": f"m{o}",
+                    "customer_name": "A",
+                    "channel": "SMS",
+                    "payload": "p",
+                    "event_datetime": (start + dt.timedelta(minutes=minute)).isoformat(),
+                }
+            ).encode()
+            for o in offsets
+        ]
         batch = parse_notifications(values, [0] * len(values), list(offsets), "notifications")
         lake.commit("notifications", 0, offsets.start, offsets.stop, batch.events, batch.dead_letters)
 
@@ -153,5 +163,7 @@ def test_minutes_sensor_requests_closed_minutes_once_and_recounts_late_ones(plat
     assert [r.run_key for r in replay.run_requests] == [req.run_key]
     commit(range(10, 12), 2)  # late: minute 2 was already requested
     late = notification_minutes_sensor(dg.build_sensor_context(cursor=first.cursor, resources=resources))
-    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-            for r in late.run_requests] == [((start + dt.timedelta(minutes=2)).strftime("%Y-%m-%d-%H:%M"),) * 2]
+    assert [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in late.run_requests
+    ] == [((start + dt.timedelta(minutes=2)).strftime("%Y-%m-%d-%H:%M"),) * 2]

@@ -1,4 +1,4 @@
-"""The bronze commit protocol: no offset stored twice, re-runs are no-ops, interrupted commits leave nothing."""
+"""The bronze commit protocol: no offset stored twice, interrupted commits leave no trace."""
 
 from __future__ import annotations
 
