@@ -114,7 +114,7 @@ def _ingest_round(
         if final:
             pending.result()
 
-    for batch in read_ranges(client, bootstrap, topic, ranges):
+    for batch in read_ranges(client, bootstrap, topic, ranges, max_batch=min(100_000, chunk_messages)):
         values += batch.values
         parts += batch.partitions
         offs += batch.offsets

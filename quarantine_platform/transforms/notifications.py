@@ -182,13 +182,9 @@ def _not_utf8(value: bytes) -> bool:
 
 
 def parse_event_datetime(text: pl.Expr) -> pl.Expr:
-    """ISO 8601 with an explicit offset (or Z) to a UTC instant; null when it is not a real instant."""
-    normalized = text.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
-    return pl.coalesce(
-        normalized.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_unit="us"),
-        normalized.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us"),
-        normalized.str.to_datetime("%Y-%m-%dT%H:%M%:z", strict=False, time_unit="us"),
-    ).dt.convert_time_zone("UTC")
+    """ISO 8601 / RFC 3339 with an explicit offset (or Z) to a UTC instant; null when it is not a real
+    instant or has no offset."""
+    return text.str.to_datetime("%+", strict=False, time_unit="us").dt.convert_time_zone("UTC")
 
 
 def parse_notifications(
