@@ -35,7 +35,7 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "DAGSTER_HOME": str(home),
     }.items():
         monkeypatch.setenv(name, value)
-    # Every other variable at its embedded default, set through monkeypatch so that no test leaks into another.
+    # Every other variable at its embedded default, through monkeypatch so no test leaks into another.
     from quarantine_platform import settings
 
     for name in settings.DEFAULTS_DOC:
