@@ -115,26 +115,29 @@ def _read_ndjson(buf: bytes) -> pl.DataFrame:
     return pl.read_ndjson(io.BytesIO(buf), schema=_JSON_SCHEMA, ignore_errors=True)
 
 
-def _parse_fast(values: list[bytes | None], idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
-    """Parse the values at `idx` in bulk when they are flat, well-formed JSON lines. Returns (rows with `_i`,
-    the index of their value; indices of values that need the exact path)."""
-    n = len(idx)
+_PLACEHOLDER = b"0"  # valid JSON but not an object: fails the flat check, so its value takes the exact path
+
+
+def _parse_fast(values: list[bytes | None]) -> tuple[pl.DataFrame, np.ndarray]:
+    """Parse flat, well-formed JSON values in bulk. Returns (rows with `_i`, the index of their value; the
+    indices of values that need the exact path). Values that would break NDJSON framing (null, empty, line
+    breaks, invalid UTF-8) are swapped for a placeholder line first, so the batch is joined once."""
+    n = len(values)
     if n == 0:
-        return _empty_rows(), idx
-    chosen = [values[i] for i in idx.tolist()] if n != len(values) else values
-    buf = b"\n".join(chosen)  # type: ignore[arg-type]
+        return _empty_rows(), np.empty(0, dtype=np.int64)
+    lines: list[bytes] = values  # type: ignore[assignment]
+    if None in values or b"" in values:
+        lines = [v or _PLACEHOLDER for v in values]
+    buf = b"\n".join(lines)
     if buf.count(b"\n") != n - 1 or b"\r" in buf:
-        # A value carrying a line break would shift every later line: set those aside, parse the rest.
-        odd = np.fromiter((b"\n" in v or b"\r" in v for v in chosen), dtype=bool, count=n)  # type: ignore[operator]
-        rows, slow = _parse_fast(values, idx[~odd])
-        return rows, np.concatenate([idx[odd], slow])
+        lines = [_PLACEHOLDER if b"\n" in v or b"\r" in v else v for v in lines]
+        buf = b"\n".join(lines)
     try:
         buf.decode("utf-8")
     except UnicodeDecodeError:
-        bad = np.fromiter((_not_utf8(v) for v in chosen), dtype=bool, count=n)  # type: ignore[arg-type]
-        rows, slow = _parse_fast(values, idx[~bad])
-        return rows, np.concatenate([idx[bad], slow])
-    lengths = np.fromiter(map(len, chosen), dtype=np.int64, count=n)  # type: ignore[arg-type]
+        lines = [_PLACEHOLDER if _not_utf8(v) else v for v in lines]
+        buf = b"\n".join(lines)
+    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths + 1, out=offsets[1:])
     offsets[-1] -= 1  # the last value has no separator after it
@@ -142,7 +145,11 @@ def _parse_fast(values: list[bytes | None], idx: np.ndarray) -> tuple[pl.DataFra
         pa.Array.from_buffers(pa.large_utf8(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
     )
     flat = pl.DataFrame({"raw": raw}).select(_key_checks(pl.col("raw"))).to_series().to_numpy()
-    rows, bad = _read_bisect(values, idx, buf) if flat.all() else _read_bisect(values, idx[flat], None)
+    idx = np.arange(n, dtype=np.int64)
+    if flat.all():
+        rows, bad = _read_bisect(lines, idx, buf)
+    else:
+        rows, bad = _read_bisect(lines, idx[flat], None)
     return rows, np.concatenate([idx[~flat], bad])
 
 
@@ -158,7 +165,7 @@ def _read_bisect(
     if len(idx) == 0:
         return _empty_rows(), idx
     if buf is None:
-        buf = b"\n".join(values[i] for i in idx.tolist())  # type: ignore[misc]
+        buf = b"\n".join([values[i] for i in idx.tolist()])  # type: ignore[misc]
     try:
         df = _read_ndjson(buf)
     except pl.exceptions.PolarsError:
@@ -195,17 +202,10 @@ def parse_notifications(
 ) -> ParsedBatch:
     """Validate a batch of raw Kafka values (design.md, "Notifications"). Every input lands in exactly one of
     the two outputs: valid events, or dead letters with their reason and raw bytes."""
-    n = len(values)
     part = np.asarray(partitions, dtype=np.int32)
     offs = np.asarray(offsets, dtype=np.int64)
     values = list(values)
-    idx = np.arange(n, dtype=np.int64)
-    if None in values or b"" in values:
-        special = np.fromiter((not v for v in values), dtype=bool, count=n)
-        fast_rows, slow = _parse_fast(values, idx[~special])
-        slow = np.concatenate([idx[special], slow])
-    else:
-        fast_rows, slow = _parse_fast(values, idx)
+    fast_rows, slow = _parse_fast(values)
 
     # Rows the bulk reader accepted but left a null in (mistyped or null fields) get the exact path too.
     fast_nulls = fast_rows.select(pl.any_horizontal(pl.col(FIELDS).is_null())).to_series()
