@@ -35,7 +35,7 @@ def notification_ingest_sensor(
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     client = consumer(kafka.bootstrap_servers, kafka.group_id, kafka.client_settings())
     try:
-        marks = watermarks(client, kafka.bootstrap_servers, kafka.topic, timeout=10)
+        marks = watermarks(client, kafka.bootstrap_servers, kafka.topic, timeout=5)
     except KafkaUnavailable as exc:
         return dg.SkipReason(str(exc))
     finally:
@@ -83,7 +83,6 @@ def notification_minutes_sensor(
         now=int(time.time()),
         lateness=int(settings.get("QP_ALLOWED_LATENESS_SECONDS")),
         earliest=int(minute_partitions.start.timestamp()),
-        idle=not summaries,
     )
     requests = [
         dg.RunRequest(

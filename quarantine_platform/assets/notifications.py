@@ -53,7 +53,7 @@ def notification_stream(
             kafka.group_id,
             targets=targets,
             chunk_messages=int(settings.get("QP_INGEST_CHUNK_MESSAGES")),
-            log=context.log.info,
+            log=lambda line: (context.log.warning if line.startswith("WARNING") else context.log.info)(line),
             consumer_extra=kafka.client_settings(),
         )
     except KafkaUnavailable as exc:
@@ -73,6 +73,7 @@ def notification_stream(
             "files_committed": len(report.files),
             "minutes_touched": len(report.minutes),
             "latest_event_time": last_event or "",
+            "offsets_expired_before_ingestion": sum(report.expired.values()),
         },
     )
     yield dg.MaterializeResult(asset_key=DEAD_LETTERS, metadata={"dead_letters_stored": report.dead_letters})

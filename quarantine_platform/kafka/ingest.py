@@ -31,6 +31,7 @@ class IngestReport:
     files: list[str] = field(default_factory=list)
     minutes: set[int] = field(default_factory=set)
     max_event_time_us: int | None = None
+    expired: dict[int, int] = field(default_factory=dict)  # offsets gone at the broker before we read them
 
 
 def plan(
@@ -69,6 +70,18 @@ def ingest(
         if targets is None:
             targets = {p: high for p, (_, high) in marks.items()}
         report = IngestReport(topic=topic, targets=dict(targets))
+        coverage = lake.coverage(topic)
+        for p, (low, _) in marks.items():
+            # Before the first read of a partition, its low watermark is where the platform starts; after it,
+            # offsets that expired at the broker before being read are a loss to report.
+            first = min((s for s, _ in coverage.get(p, [])), default=low)
+            lost = sum(e - s for s, e in subtract_ranges(first, low, coverage.get(p, [])))
+            if lost:
+                report.expired[p] = lost
+                log(
+                    f"WARNING {topic}[{p}]: {lost} offsets below {low} expired at the broker (retention) "
+                    "before they were ingested"
+                )
         rounds = plan(lake, topic, marks, targets)
         if not rounds:
             log(f"{topic}: nothing to ingest, bronze already covers {_describe(targets)}")

@@ -1,8 +1,8 @@
 """Which minute ranges to count, from what the stream has committed. Pure logic, used by the minutes sensor.
 
 A minute is closed when the event-time watermark (the latest event time seen, capped at the wall clock) has
-passed its end plus the allowed lateness; when the stream is idle (nothing new committed), the wall clock
-closes minutes too, so the last minutes before a pause and minutes without traffic still get counted.
+passed its end plus the allowed lateness. When nothing has been committed for the allowed lateness (the
+stream is idle), the wall clock closes minutes too, so the last minutes before a pause still get counted.
 Closed minutes are counted once, in order; a minute that receives events after it was requested is requested
 again (a late event).
 """
@@ -20,9 +20,15 @@ class MinuteState:
     seq: int = 0  # last bronze commit seen
     watermark: int | None = None  # epoch seconds
     next_minute: int | None = None  # epoch seconds of the first minute not requested yet
+    last_commit_at: int | None = None  # wall clock (epoch seconds) when new commits were last seen
 
     def to_json(self) -> dict:
-        return {"seq": self.seq, "watermark": self.watermark, "next_minute": self.next_minute}
+        return {
+            "seq": self.seq,
+            "watermark": self.watermark,
+            "next_minute": self.next_minute,
+            "last_commit_at": self.last_commit_at,
+        }
 
     @classmethod
     def from_json(cls, data: dict | None) -> MinuteState:
@@ -43,9 +49,10 @@ def plan_minutes(
     now: int,
     lateness: int,
     earliest: int,
-    idle: bool = False,
 ) -> MinutePlan:
     """Advance the state with what commits up to `new_seq` touched; return the minute ranges to (re)count."""
+    last_commit_at = now if new_seq > state.seq else state.last_commit_at
+    idle = last_commit_at is not None and now - last_commit_at >= lateness
     watermark = state.watermark
     if max_event_time is not None:
         watermark = max(watermark or max_event_time, max_event_time)
@@ -66,7 +73,9 @@ def plan_minutes(
         wanted.update(m for m in touched if m < next_minute)
     wanted = {m for m in wanted if m >= earliest}
     return MinutePlan(
-        state=MinuteState(seq=new_seq, watermark=watermark, next_minute=next_minute),
+        state=MinuteState(
+            seq=new_seq, watermark=watermark, next_minute=next_minute, last_commit_at=last_commit_at
+        ),
         ranges=_ranges(sorted(wanted)),
     )
 
