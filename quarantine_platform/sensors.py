@@ -13,7 +13,7 @@ import time
 import dagster as dg
 
 from quarantine_platform import settings
-from quarantine_platform.assets.notifications import COUNTS, DEAD_LETTERS, EVENTS
+from quarantine_platform.assets.keys import COUNTS, DEAD_LETTERS, EVENTS
 from quarantine_platform.kafka.client import KafkaUnavailable, consumer, watermarks
 from quarantine_platform.partitions import minute_key, minute_partitions
 from quarantine_platform.resources.kafka import KafkaResource

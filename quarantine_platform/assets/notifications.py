@@ -5,6 +5,13 @@ import datetime as dt
 import dagster as dg
 
 from quarantine_platform import settings
+from quarantine_platform.assets.keys import COUNTS, DEAD_LETTERS, EVENTS
+from quarantine_platform.assets.notification_checks import (
+    COUNTS_KEY_UNIQUE,
+    COUNTS_MATCH_BRONZE,
+    counts_key_unique,
+    counts_match_bronze,
+)
 from quarantine_platform.kafka.ingest import KafkaUnavailable, ingest
 from quarantine_platform.partitions import minute_partitions
 from quarantine_platform.resources.kafka import KafkaResource
@@ -14,9 +21,6 @@ from quarantine_platform.storage.notification_warehouse import replace_minutes
 from quarantine_platform.transforms.notifications import minute_counts
 
 GROUP = "notifications"
-EVENTS = dg.AssetKey("notification_events")
-DEAD_LETTERS = dg.AssetKey("notification_dead_letters")
-COUNTS = dg.AssetKey("notification_counts_minutely")
 
 
 class IngestConfig(dg.Config):
@@ -86,11 +90,12 @@ def notification_stream(
     partitions_def=minute_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
+    check_specs=[COUNTS_KEY_UNIQUE, COUNTS_MATCH_BRONZE],
     description="Per minute (UTC), customer and channel: notifications, deduplicated by message_id.",
 )
 def notification_counts_minutely(
     context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+):
     window = context.partition_time_window
     store = lake.notifications()
     # Read the commit sequence first: anything committed after it will trigger a recount of its minutes.
@@ -99,7 +104,7 @@ def notification_counts_minutely(
     with warehouse.connect() as con:
         replace_minutes(con, window.start, window.end, counts, bronze_seq, context.run_id)
     whatsapp = counts.filter(counts["channel"] == "whatsapp")["notifications"].sum()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
             "rows": counts.height,
@@ -108,3 +113,5 @@ def notification_counts_minutely(
             "bronze_seq": bronze_seq,
         }
     )
+    yield counts_key_unique(warehouse)
+    yield counts_match_bronze(lake, warehouse)

@@ -52,11 +52,7 @@ def start_broker(bootstrap: str) -> tuple[subprocess.Popen, str]:
 
 def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rounds: int = 200) -> dict:  # noqa: ANN001
     """Tick the two notification sensors and execute what they request until both are quiet."""
-    from quarantine_platform.assets.notification_checks import (
-        bronze_offsets_unique,
-        counts_key_unique,
-        counts_match_bronze,
-    )
+    from quarantine_platform.assets.notification_checks import bronze_offsets_unique
     from quarantine_platform.assets.notifications import notification_counts_minutely, notification_stream
     from quarantine_platform.sensors import notification_ingest_sensor, notification_minutes_sensor
 
@@ -91,7 +87,7 @@ def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rou
                     f"{req.tags['dagster/asset_partition_range_end']}"
                 )
                 out = dg.materialize(
-                    [notification_counts_minutely, counts_key_unique, counts_match_bronze],
+                    [notification_counts_minutely],
                     instance=instance,
                     resources=resources,
                     run_config=QUIET,
