@@ -7,6 +7,7 @@ import datetime as dt
 import sys
 
 from quarantine_platform import settings
+from quarantine_platform.dagster_home import ensure_dagster_home
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings.apply_defaults()
+    ensure_dagster_home()
     if args.command == "broker":
         from quarantine_platform.kafka.broker import serve
 
