@@ -240,12 +240,15 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _write_atomic(df: pl.DataFrame, path: Path, meta: dict) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    table = df.to_arrow()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta)})
-    with open(tmp, "wb") as handle:
-        pq.write_table(table, handle, compression="lz4")
-        handle.flush()
-        os.fsync(handle.fileno())
+    # zstd level 1: as fast as lz4 here and half the size.
+    df.write_parquet(
+        tmp, compression="zstd", compression_level=1, metadata={_META_KEY.decode(): json.dumps(meta)}
+    )
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
