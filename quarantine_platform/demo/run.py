@@ -50,14 +50,22 @@ def start_broker(bootstrap: str) -> tuple[subprocess.Popen, str]:
     return proc, address
 
 
-def drive(defs: dg.Definitions, instance: dg.DagsterInstance, log=print, max_rounds: int = 200) -> dict:  # noqa: ANN001
-    """Tick the two notification sensors and execute what they request until both are quiet."""
+def drive(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    cursors: dict[str, str | None],
+    log=print,  # noqa: ANN001
+    max_rounds: int = 200,
+) -> dict:
+    """Tick the two notification sensors and execute what they request until both are quiet. `cursors` holds
+    the sensors' cursors between calls, as the Dagster daemon keeps them between ticks."""
     from quarantine_platform.assets.notification_checks import bronze_offsets_unique
     from quarantine_platform.assets.notifications import notification_counts_minutely, notification_stream
     from quarantine_platform.sensors import notification_ingest_sensor, notification_minutes_sensor
 
     resources = defs.resources
-    cursors: dict[str, str | None] = {"ingest": None, "minutes": None}
+    cursors.setdefault("ingest", None)
+    cursors.setdefault("minutes", None)
     totals = {"ingest_runs": 0, "count_runs": 0, "failed_checks": 0}
     for _ in range(max_rounds):
         launched = 0
@@ -159,6 +167,7 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
         spec = DemoSpec(day=day, messages=messages)
         stream = generate(spec)
         kinds: dict[str, int] = {}
+        cursors: dict[str, str | None] = {}
         totals = {"ingest_runs": 0, "count_runs": 0, "failed_checks": 0}
         started = time.monotonic()
         # Produced slice by slice, each ingested and counted before the next, as a live stream would be:
@@ -169,7 +178,7 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
                 break
             for kind, n in sent.items():
                 kinds[kind] = kinds.get(kind, 0) + n
-            _add(totals, drive(defs, instance, log=lambda _: None))
+            _add(totals, drive(defs, instance, cursors, log=lambda _: None))
             print(
                 f"  produced {sum(kinds.values()):>10,} messages; runs so far: {totals['ingest_runs']} "
                 f"ingestion, {totals['count_runs']} minute counting",
@@ -180,7 +189,7 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
             f"stream ended; waiting the allowed lateness ({lateness}s) to close its last minutes", flush=True
         )
         time.sleep(lateness + 1)
-        _add(totals, drive(defs, instance, log=lambda _: None))
+        _add(totals, drive(defs, instance, cursors, log=lambda _: None))
         took = time.monotonic() - started
         facts = summary(settings.get("QP_LAKE_DIR"), settings.get("QP_WAREHOUSE"))
     finally:
@@ -188,6 +197,7 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
         broker.wait(10)
     print()
     print("=== quarantine_platform demo: summary ===")
+    print(f"produced: {sum(kinds.values()):,} messages for {day}: {kinds}")
     print(
         f"Dagster runs: {totals['ingest_runs']} ingestion, {totals['count_runs']} minute counting "
         f"({took:.1f}s); failed asset checks: {totals['failed_checks']}"

@@ -80,9 +80,10 @@ def test_ingestion_killed_at_several_points_loses_nothing_and_doubles_nothing(
         *lake.scan_dead_letters().select("partition", "offset").collect().rows(),
     ]
     assert len(stored) == len(set(stored)) == len(messages)
-    drive(definitions.defs, dg.DagsterInstance.get(), log=lambda _: None)
+    cursors: dict[str, str | None] = {}
+    drive(definitions.defs, dg.DagsterInstance.get(), cursors, log=lambda _: None)
     time.sleep(1.5)  # the allowed lateness passes with nothing new: the last minutes close
-    drive(definitions.defs, dg.DagsterInstance.get(), log=lambda _: None)
+    drive(definitions.defs, dg.DagsterInstance.get(), cursors, log=lambda _: None)
     assert stored_counts(os.environ["QP_WAREHOUSE"]) == reference_counts(messages)
 
 

@@ -60,11 +60,12 @@ def test_stream_to_counts_through_sensors_and_runs_equals_the_reference(platform
     messages = known_stream(start, minutes=5, per_minute=200)
     produce_all(broker, "notifications", messages[: len(messages) // 2])
     instance = dg.DagsterInstance.get()
-    first = drive(platform.defs, instance, log=lambda _: None)
+    cursors: dict[str, str | None] = {}
+    first = drive(platform.defs, instance, cursors, log=lambda _: None)
     produce_all(broker, "notifications", messages[len(messages) // 2 :])  # includes the late ones
-    second = drive(platform.defs, instance, log=lambda _: None)
+    second = drive(platform.defs, instance, cursors, log=lambda _: None)
     time.sleep(1.5)  # nothing new for the allowed lateness: the last minutes close
-    drive(platform.defs, instance, log=lambda _: None)
+    drive(platform.defs, instance, cursors, log=lambda _: None)
     assert first["ingest_runs"] >= 1 and second["ingest_runs"] >= 1
     assert first["failed_checks"] == 0 and second["failed_checks"] == 0
     assert stored_counts(os.environ["QP_WAREHOUSE"]) == reference_counts(messages)
