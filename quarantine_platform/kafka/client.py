@@ -103,7 +103,7 @@ def read_ranges(
     last_progress = time.monotonic()
     try:
         while todo:
-            messages = client.consume(max_batch, 0.5)
+            messages = client.consume(max_batch, 0.1)  # short: a partial last batch must not wait
             # Per-message Python work is the ceiling here: one list comprehension per attribute, no branches.
             errors = [m.error() for m in messages]
             failed = any(e is not None for e in errors)
