@@ -17,24 +17,17 @@ import threading
 
 from confluent_kafka import Producer
 
+from quarantine_platform.kafka.client import quiet_logger
+
 
 class MockCluster:
     def __init__(self) -> None:
-        self._holder = Producer({"test.mock.num.brokers": 1, "logger": _null_logger()})
+        self._holder = Producer({"test.mock.num.brokers": 1, "logger": quiet_logger()})
         meta = self._holder.list_topics(timeout=10)
         self.address = ",".join(f"{b.host}:{b.port}" for b in meta.brokers.values())
 
     def close(self) -> None:
         self._holder.flush(1)
-
-
-def _null_logger():  # noqa: ANN202
-    import logging
-
-    logger = logging.getLogger("quarantine_platform.mock_cluster")
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-    return logger
 
 
 class Relay:

@@ -36,14 +36,14 @@ def consumer(bootstrap: str, group: str, extra: dict | None = None) -> Consumer:
             "auto.offset.reset": "earliest",
             "socket.connection.setup.timeout.ms": 5000,
             "session.timeout.ms": 6000,
-            "logger": _quiet_logger(),
+            "logger": quiet_logger(),
             **FAST_CONSUMER,
             **(extra or {}),
         }
     )
 
 
-def _quiet_logger() -> logging.Logger:
+def quiet_logger() -> logging.Logger:
     """librdkafka logs every refused connection; callers report unreachability themselves, once."""
     logger = logging.getLogger("quarantine_platform.librdkafka")
     logger.addHandler(logging.NullHandler())

@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from quarantine_platform.transforms.notifications import WHATSAPP
+from quarantine_platform.transforms.notifications import WHATSAPP, local_day_start
 
 
 def duplicate_offsets(events: pl.LazyFrame) -> int:
@@ -27,9 +27,7 @@ def distinct_whatsapp_per_minute(
 ) -> pl.DataFrame:
     """Per minute of [start, end): bronze's distinct WhatsApp notifications, a message_id counting in the
     minute of its first copy of the day. Written with sort + unique, not like the asset's transform."""
-    day_start = (
-        pl.Series([start]).dt.convert_time_zone(timezone).dt.truncate("1d").dt.convert_time_zone("UTC")[0]
-    )
+    day_start = local_day_start(start, timezone)
     firsts = (
         events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end))
         .with_columns(day=pl.col("event_time").dt.convert_time_zone(timezone).dt.date())

@@ -286,7 +286,7 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
 
     `events` must hold every event of the dedup days that reach into the window up to `end` (earlier copies
     decide which copy counts); the caller may pass more, it is filtered here."""
-    day_start = _local_day_start(start, timezone)
+    day_start = local_day_start(start, timezone)
     window = (
         first_copies(
             events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end)), timezone
@@ -309,7 +309,7 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
     )
 
 
-def _local_day_start(instant: datetime, timezone: str) -> datetime:
+def local_day_start(instant: datetime, timezone: str) -> datetime:
     local = pl.Series([instant], dtype=UTC_US).dt.convert_time_zone(timezone).dt.truncate("1d")
     return local.dt.convert_time_zone("UTC")[0]
 
