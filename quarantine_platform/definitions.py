@@ -13,7 +13,9 @@ from quarantine_platform.assets.notifications import (  # noqa: E402
 )
 from quarantine_platform.resources.kafka import KafkaResource  # noqa: E402
 from quarantine_platform.resources.lake import LakeResource  # noqa: E402
+from quarantine_platform.resources.s3 import S3Resource  # noqa: E402
 from quarantine_platform.resources.warehouse import WarehouseResource  # noqa: E402
+from quarantine_platform.schedules import schedules  # noqa: E402
 from quarantine_platform.sensors import notification_sensors  # noqa: E402
 
 
@@ -27,12 +29,24 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "lake": LakeResource(root=dg.EnvVar("QP_LAKE_DIR")),
         "warehouse": WarehouseResource(path=dg.EnvVar("QP_WAREHOUSE")),
+        "s3": S3Resource(
+            endpoint_url=dg.EnvVar("QP_S3_ENDPOINT_URL"),
+            access_key_id=dg.EnvVar("QP_S3_ACCESS_KEY_ID"),
+            secret_access_key=dg.EnvVar("QP_S3_SECRET_ACCESS_KEY"),
+            region=dg.EnvVar("QP_S3_REGION"),
+        ),
     }
 
 
+# One entry per domain; each domain module keeps its own assets and checks.
+assets = [notification_stream, notification_counts_minutely]
+asset_checks = [*notification_checks]
+sensors = [*notification_sensors]
+
 defs = dg.Definitions(
-    assets=[notification_stream, notification_counts_minutely],
-    asset_checks=notification_checks,
-    sensors=notification_sensors,
+    assets=assets,
+    asset_checks=asset_checks,
+    sensors=sensors,
+    schedules=schedules,
     resources=resources(),
 )

@@ -29,3 +29,27 @@ def minute_key(instant: dt.datetime) -> str:
 
 def parse_minute_key(key: str) -> dt.datetime:
     return dt.datetime.strptime(key, MINUTE_FORMAT).replace(tzinfo=dt.UTC)
+
+
+# Days and months keep the long history (design.md): they start at QP_HISTORY_START.
+DAY_FORMAT = "%Y-%m-%d"
+MONTH_FORMAT = "%Y-%m"
+HOUR_FORMAT = "%Y-%m-%d-%H:%M"
+
+# Billing days and quarantine load dates are days of QP_TIMEZONE.
+local_daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.get("QP_HISTORY_START"), timezone=settings.get("QP_TIMEZONE"), fmt=DAY_FORMAT
+)
+
+# Chatbot files are named by UTC date and hour.
+utc_hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=f"{settings.get('QP_HISTORY_START')}-00:00", timezone="UTC", fmt=HOUR_FORMAT
+)
+utc_daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.get("QP_HISTORY_START"), timezone="UTC", fmt=DAY_FORMAT
+)
+
+# Invoice averages are keyed by the reference month.
+monthly_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=settings.get("QP_HISTORY_START")[:7], fmt=MONTH_FORMAT, timezone="UTC"
+)

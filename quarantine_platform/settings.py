@@ -33,6 +33,19 @@ def _defaults() -> dict[str, str]:
         "QP_OFFERS_URI": f"{quarantine}/ofertas/",
         "QP_RESTRICTED_URI": f"{quarantine}/restritos.json",
         "QP_FRAUD_URI": f"{quarantine}/fraude.parquet",
+        "QP_QUARANTINE_RULES": f"{data_dir}/quarantine_rules.yaml",
+        "QP_HISTORY_START": "2019-01-01",
+        # Credentials: no default, never logged (design.md, "Configuration").
+        "QP_CRM_BEARER_TOKEN": "",
+        "QP_SFTP_PASSWORD": "",
+        "QP_SFTP_KEY_FILE": "",
+        "QP_SFTP_KNOWN_HOSTS": str(Path.home() / ".ssh" / "known_hosts"),
+        "QP_S3_ENDPOINT_URL": "",
+        "QP_S3_ACCESS_KEY_ID": "",
+        "QP_S3_SECRET_ACCESS_KEY": "",
+        "QP_S3_REGION": "us-east-1",
+        "QP_PANEL_HOST": "127.0.0.1",
+        "QP_PANEL_PORT": "8080",
     }
 
 
@@ -48,6 +61,24 @@ DEFAULTS_DOC = {
     "QP_MINUTE_RETENTION_DAYS": "days of minute partitions kept",
     "QP_INGEST_CHUNK_MESSAGES": "messages per bronze commit (bounds an ingestion run's memory)",
     "QP_ALLOWED_LATENESS_SECONDS": "seconds a closed minute waits for late events before it is counted",
+    "QP_CRM_URI": "CRM workbook: a path or https:// URL (bearer token QP_CRM_BEARER_TOKEN)",
+    "QP_MARKETING_URI": "marketing CSV: a path or sftp://user@host:port/path",
+    "QP_RECOMMENDATIONS_URI": "recommendations Delta table: a path or s3://",
+    "QP_OFFERS_URI": "offers Delta table: a path or s3://",
+    "QP_RESTRICTED_URI": "restricted-customers JSON: a path or s3://",
+    "QP_FRAUD_URI": "fraud-suspects Parquet: a path or s3://",
+    "QP_QUARANTINE_RULES": "the quarantine rules: days per channel and the source of each channel",
+    "QP_HISTORY_START": "first day/month of the daily and monthly partitions",
+    "QP_CRM_BEARER_TOKEN": "bearer token for an https:// CRM workbook (Microsoft Graph)",
+    "QP_SFTP_PASSWORD": "SFTP password (or use QP_SFTP_KEY_FILE)",
+    "QP_SFTP_KEY_FILE": "SFTP private key file",
+    "QP_SFTP_KNOWN_HOSTS": "known_hosts file the SFTP host key is checked against (never auto-accepted)",
+    "QP_S3_ENDPOINT_URL": "S3 endpoint (empty: AWS); for MinIO, moto, ...",
+    "QP_S3_ACCESS_KEY_ID": "S3 access key id (empty: the AWS default chain)",
+    "QP_S3_SECRET_ACCESS_KEY": "S3 secret access key",
+    "QP_S3_REGION": "S3 region",
+    "QP_PANEL_HOST": "address `qp panel` listens on",
+    "QP_PANEL_PORT": "port `qp panel` listens on",
 }
 
 

@@ -7,6 +7,7 @@ shows them afterwards), until everything produced is ingested and every minute i
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import itertools
 import os
@@ -219,3 +220,8 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
     print(f"    DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml")
     print("then browse http://127.0.0.1:3000 (assets, runs, checks, sensors).")
     return 0 if totals["failed_checks"] == 0 else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """`qp demo`."""
+    return run_demo(args.messages, args.day)

@@ -8,6 +8,7 @@ the relay and then talk to the broker address its metadata advertises, on the sa
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import selectors
 import signal
@@ -104,3 +105,11 @@ def serve(bootstrap: str) -> None:
     stop.wait()
     relay.stop()
     cluster.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """`qp broker`."""
+    from quarantine_platform import settings
+
+    serve(args.bootstrap or settings.get("QP_KAFKA_BOOTSTRAP"))
+    return 0

@@ -1,0 +1,1 @@
+"""`qp export`: tables Dagster materialized, written as csv, xlsx, parquet or json lines."""
