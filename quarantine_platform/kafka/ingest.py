@@ -12,11 +12,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import polars as pl
 from confluent_kafka import TopicPartition
 
 from quarantine_platform.kafka.client import KafkaUnavailable, consumer, read_ranges, watermarks
 from quarantine_platform.storage.notification_lake import NotificationLake, subtract_ranges
-from quarantine_platform.transforms.notifications import parse_notifications
+from quarantine_platform.transforms.notifications import ParsedBatch, parse_notifications
+
+EMPTY = parse_notifications([], [], [], "")
 
 Log = Callable[[str], None]
 
@@ -106,51 +109,58 @@ def _ingest_round(
     writer: ThreadPoolExecutor,
     log: Log,
 ) -> None:
+    """Read the ranges; each polled batch is parsed on a worker thread while the next one is read (Polars
+    releases the GIL), and every `chunk_messages` the parsed batches are committed as one bronze file per
+    partition, by the writer thread. At most one chunk waits to be committed: memory stays bounded."""
     chunk_start = {p: s for p, (s, _) in ranges.items()}
-    values: list[bytes | None] = []
-    parts: list[int] = []
-    offs: list[int] = []
-    pending: Future | None = None
     positions = dict(chunk_start)
+    parsed: list[Future[ParsedBatch]] = []
+    chunk_size = 0
+    pending: Future | None = None
 
-    def flush(final: bool) -> None:
-        nonlocal values, parts, offs, pending, chunk_start
-        spans = {p: (chunk_start[p], positions[p]) for p in chunk_start if positions[p] > chunk_start[p]}
-        if not spans:
-            return
-        if pending is not None:
-            pending.result()  # one chunk in flight: bounded memory, errors surface here
-        job = (values, parts, offs, spans)
-        values, parts, offs = [], [], []
-        chunk_start = {p: positions[p] for p in chunk_start}
-        pending = writer.submit(_store_chunk, lake, client, topic, job, report, log)
-        if final:
-            pending.result()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parser") as parser:
 
-    for batch in read_ranges(client, bootstrap, topic, ranges, max_batch=min(100_000, chunk_messages)):
-        values += batch.values
-        parts += batch.partitions
-        offs += batch.offsets
-        positions.update(batch.positions)
-        if len(values) >= chunk_messages:
-            flush(final=False)
-    flush(final=True)
+        def flush(final: bool) -> None:
+            nonlocal parsed, chunk_size, pending, chunk_start
+            spans = {p: (chunk_start[p], positions[p]) for p in chunk_start if positions[p] > chunk_start[p]}
+            if spans:
+                if pending is not None:
+                    pending.result()  # one chunk in flight: bounded memory, errors surface here
+                job = (parsed, chunk_size, spans)
+                pending = writer.submit(_store_chunk, lake, client, topic, job, report, log)
+                parsed, chunk_size = [], 0
+                chunk_start = {p: positions[p] for p in chunk_start}
+            if final and pending is not None:
+                pending.result()
+
+        for batch in read_ranges(client, bootstrap, topic, ranges, max_batch=min(100_000, chunk_messages)):
+            if batch.values:
+                parsed.append(
+                    parser.submit(parse_notifications, batch.values, batch.partitions, batch.offsets, topic)
+                )
+                chunk_size += len(batch.values)
+            positions.update(batch.positions)
+            if chunk_size >= chunk_messages:
+                flush(final=False)
+        flush(final=True)
 
 
 def _store_chunk(
     lake: NotificationLake,
     client,  # noqa: ANN001
     topic: str,
-    job: tuple[list[bytes | None], list[int], list[int], dict[int, tuple[int, int]]],
+    job: tuple[list[Future[ParsedBatch]], int, dict[int, tuple[int, int]]],
     report: IngestReport,
     log: Log,
 ) -> None:
-    values, parts, offs, spans = job
-    parsed = parse_notifications(values, parts, offs, topic)
+    batches, messages, spans = job
+    results = [f.result() for f in batches]
+    events = pl.concat([r.events for r in results]) if results else EMPTY.events
+    dead = pl.concat([r.dead_letters for r in results]) if results else EMPTY.dead_letters
     commits = []
     for p, (s, e) in sorted(spans.items()):
-        ev = parsed.events.filter(parsed.events["partition"] == p)
-        dl = parsed.dead_letters.filter(parsed.dead_letters["partition"] == p)
+        ev = events.filter(events["partition"] == p)
+        dl = dead.filter(dead["partition"] == p)
         for c in lake.commit(topic, p, s, e, ev, dl):
             summary = lake.summary(c)
             report.events += summary.events
@@ -160,16 +170,13 @@ def _store_chunk(
                 report.max_event_time_us = max(report.max_event_time_us or 0, summary.max_event_time)
             report.files.append(c.name)
         commits.append(TopicPartition(topic, p, e))
-    report.messages += len(values)
+    report.messages += messages
     # After the files are durable: the group's offsets follow bronze (advisory, for lag dashboards).
     try:
         client.commit(offsets=commits, asynchronous=False)
     except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
         log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
-    log(
-        f"{topic}: stored {_describe_ranges(spans)}: {parsed.events.height} events, "
-        f"{parsed.dead_letters.height} dead letters"
-    )
+    log(f"{topic}: stored {_describe_ranges(spans)}: {events.height} events, {dead.height} dead letters")
 
 
 def _describe(targets: dict[int, int]) -> str:

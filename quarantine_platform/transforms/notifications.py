@@ -103,81 +103,37 @@ def message_problem(value: bytes | None) -> tuple[str | None, dict | None]:
 _STRING_KEY_WITH_OTHER_VALUE = r'"(?:' + "|".join(STRING_FIELDS) + r')"\s*:\s*[^"\s]'
 
 
-def _key_checks(raw: pl.Expr) -> pl.Expr:
-    """True when the raw text is a flat JSON object (one pair of braces, no brackets) in which no string field
-    holds a non-string value. Flat means a key can only be a top-level key, so this lexical test is exact; the
-    bulk reader would otherwise turn `"message_id": 123` into the string "123". Anything else takes the exact
-    path."""
-    return (raw.str.count_matches(r"[\[\]{}]") == 2) & ~raw.str.contains(_STRING_KEY_WITH_OTHER_VALUE)
-
-
-def _read_ndjson(buf: bytes) -> pl.DataFrame:
-    return pl.read_ndjson(io.BytesIO(buf), schema=_JSON_SCHEMA, ignore_errors=True)
-
-
-_PLACEHOLDER = b"0"  # valid JSON but not an object: fails the flat check, so its value takes the exact path
+def _key_checks(line: pl.Expr) -> pl.Expr:
+    """True when the line (the raw text plus its newline) is a flat JSON object on one line (one pair of
+    braces, no brackets, no other line break) in which no string field holds a non-string value. Flat means a
+    key can only be a top-level key, so this lexical test is exact; the bulk reader would otherwise turn
+    `"message_id": 123` into the string "123". Anything else (and null: no value, or not UTF-8) takes the
+    exact path."""
+    shape = line.str.count_matches(r"[\[\]{}\n\r]") == 3
+    return (shape & ~line.str.contains(_STRING_KEY_WITH_OTHER_VALUE)).fill_null(False)
 
 
 def _parse_fast(values: list[bytes | None]) -> tuple[pl.DataFrame, np.ndarray]:
     """Parse flat, well-formed JSON values in bulk. Returns (rows with `_i`, the index of their value; the
-    indices of values that need the exact path). Values that would break NDJSON framing (null, empty, line
-    breaks, invalid UTF-8) are swapped for a placeholder line first, so the batch is joined once."""
+    indices of values that need the exact path).
+
+    The values go into Polars once (no Python loop over them); each becomes a line ending in a newline, and
+    the flat lines, filtered and laid out contiguously by Arrow, are exactly an NDJSON document, read in one
+    call. Values that are null or not UTF-8 become nulls and take the exact path."""
     n = len(values)
     if n == 0:
         return _empty_rows(), np.empty(0, dtype=np.int64)
-    lines: list[bytes] = values  # type: ignore[assignment]
-    if None in values or b"" in values:
-        lines = [v or _PLACEHOLDER for v in values]
-    buf = b"\n".join(lines)
-    if buf.count(b"\n") != n - 1 or b"\r" in buf:
-        lines = [_PLACEHOLDER if b"\n" in v or b"\r" in v else v for v in lines]
-        buf = b"\n".join(lines)
     try:
-        buf.decode("utf-8")
-    except UnicodeDecodeError:
-        lines = [_PLACEHOLDER if _not_utf8(v) else v for v in lines]
-        buf = b"\n".join(lines)
-    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths + 1, out=offsets[1:])
-    offsets[-1] -= 1  # the last value has no separator after it
-    raw = pl.from_arrow(
-        pa.Array.from_buffers(pa.large_utf8(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
-    )
-    flat = pl.DataFrame({"raw": raw}).select(_key_checks(pl.col("raw"))).to_series().to_numpy()
+        text = pl.Series("line", values, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:  # some value is not UTF-8 (rare): those become nulls
+        text = pl.Series("line", [None if v is None or _not_utf8(v) else v for v in values], dtype=pl.Binary)
+        text = text.cast(pl.String)
+    lines = pl.DataFrame({"line": text}).select(pl.col("line") + "\n")
+    flat = lines.select(_key_checks(pl.col("line"))).to_series().to_numpy()
     idx = np.arange(n, dtype=np.int64)
-    if flat.all():
-        rows, bad = _read_bisect(lines, idx, buf)
-    else:
-        rows, bad = _read_bisect(lines, idx[flat], None)
+    kept = lines.filter(pl.Series(flat)).to_series().to_arrow()
+    rows, bad = _read_bisect(kept, idx[flat])
     return rows, np.concatenate([idx[~flat], bad])
-
-
-def _empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema={**_JSON_SCHEMA, "_i": pl.Int64})
-
-
-def _read_bisect(
-    values: list[bytes | None], idx: np.ndarray, buf: bytes | None
-) -> tuple[pl.DataFrame, np.ndarray]:
-    """NDJSON-read the values at `idx`; a chunk the reader rejects (malformed JSON) is split until the bad
-    values are isolated for the exact path."""
-    if len(idx) == 0:
-        return _empty_rows(), idx
-    if buf is None:
-        buf = b"\n".join([values[i] for i in idx.tolist()])  # type: ignore[misc]
-    try:
-        df = _read_ndjson(buf)
-    except pl.exceptions.PolarsError:
-        df = None
-    if df is not None and df.height == len(idx):
-        return df.with_columns(_i=pl.Series(idx)), np.empty(0, dtype=np.int64)
-    if len(idx) <= 64:
-        return _empty_rows(), idx
-    half = len(idx) // 2
-    left, left_bad = _read_bisect(values, idx[:half], None)
-    right, right_bad = _read_bisect(values, idx[half:], None)
-    return pl.concat([left, right]), np.concatenate([left_bad, right_bad])
 
 
 def _not_utf8(value: bytes) -> bool:
@@ -186,6 +142,36 @@ def _not_utf8(value: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def _empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema={**_JSON_SCHEMA, "_i": pl.Int64})
+
+
+def _ndjson_of(lines: pa.Array) -> memoryview:
+    """The bytes of consecutive newline-terminated lines: one slice of the Arrow data buffer, no copy."""
+    lines = lines.cast(pa.large_string()) if lines.type != pa.large_string() else lines
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+def _read_bisect(lines: pa.Array, idx: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
+    """NDJSON-read the lines (`idx`: their value indices); a chunk the reader rejects (malformed JSON) is
+    split until the bad values are isolated for the exact path."""
+    if len(idx) == 0:
+        return _empty_rows(), idx
+    try:
+        df = pl.read_ndjson(io.BytesIO(_ndjson_of(lines)), schema=_JSON_SCHEMA, ignore_errors=True)
+    except pl.exceptions.PolarsError:
+        df = None
+    if df is not None and df.height == len(idx):
+        return df.with_columns(_i=pl.Series(idx)), np.empty(0, dtype=np.int64)
+    if len(idx) <= 64:
+        return _empty_rows(), idx
+    half = len(idx) // 2
+    left, left_bad = _read_bisect(lines.slice(0, half), idx[:half])
+    right, right_bad = _read_bisect(lines.slice(half), idx[half:])
+    return pl.concat([left, right]), np.concatenate([left_bad, right_bad])
 
 
 def parse_event_datetime(text: pl.Expr) -> pl.Expr:
