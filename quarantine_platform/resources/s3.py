@@ -36,8 +36,11 @@ class S3Resource(dg.ConfigurableResource):
     def client(self) -> Any:
         """A boto3 S3 client."""
         import boto3
+        from botocore.config import Config
 
-        kwargs: dict[str, Any] = {"region_name": self.region}
+        # An endpoint that never answers must fail a run in seconds, not after botocore's minutes of retries.
+        config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"})
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         if self.access_key_id:
