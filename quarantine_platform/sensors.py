@@ -14,6 +14,7 @@ import dagster as dg
 
 from quarantine_platform import settings
 from quarantine_platform.assets.keys import COUNTS, DEAD_LETTERS, EVENTS
+from quarantine_platform.assets.panel import PANEL
 from quarantine_platform.kafka.client import KafkaUnavailable, consumer, watermarks
 from quarantine_platform.partitions import minute_key, minute_partitions
 from quarantine_platform.resources.kafka import KafkaResource
@@ -63,7 +64,7 @@ def notification_ingest_sensor(
 @dg.sensor(
     name="notification_minutes_sensor",
     minimum_interval_seconds=10,
-    asset_selection=[COUNTS],
+    asset_selection=[COUNTS, PANEL],
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def notification_minutes_sensor(
@@ -87,7 +88,8 @@ def notification_minutes_sensor(
     requests = [
         dg.RunRequest(
             run_key=f"minutes:{_key(first)}...{_key(last)}@{plan.state.seq}",
-            asset_selection=[COUNTS],
+            # The panel's snapshot is republished in the same run, right after the counts it shows.
+            asset_selection=[COUNTS, PANEL],
             tags={
                 "dagster/asset_partition_range_start": _key(first),
                 "dagster/asset_partition_range_end": _key(last),
