@@ -62,6 +62,7 @@ def drive(
     the sensors' cursors between calls, as the Dagster daemon keeps them between ticks."""
     from quarantine_platform.assets.notification_checks import bronze_offsets_unique
     from quarantine_platform.assets.notifications import notification_counts_minutely, notification_stream
+    from quarantine_platform.assets.panel import notification_panel
     from quarantine_platform.sensors import notification_ingest_sensor, notification_minutes_sensor
 
     resources = defs.resources
@@ -95,8 +96,10 @@ def drive(
                     f"counting minutes {req.tags['dagster/asset_partition_range_start']} .. "
                     f"{req.tags['dagster/asset_partition_range_end']}"
                 )
+                # What the sensor asked for (the counts, then the panel's snapshot), as the daemon runs it.
+                wanted = set(req.asset_selection or [])
                 out = dg.materialize(
-                    [notification_counts_minutely],
+                    [a for a in (notification_counts_minutely, notification_panel) if set(a.keys) & wanted],
                     instance=instance,
                     resources=resources,
                     run_config=QUIET,
