@@ -1,0 +1,258 @@
+"""The detailed notifications report (`qp export notifications`, and the panel's download): every message of
+one customer in a window [start, end) of event time, first copies only (deduplicated as billed), sorted by
+event time, streamed so that a customer's day of millions of rows takes bounded memory.
+
+How it stays bounded, in three passes over that customer's rows of the bronze files of the window:
+1. per-minute counts of the customer's rows (two narrow columns): the total for the progress bar, and the
+   cut of the window into time slices of at most SLICE_ROWS rows;
+2. the re-sent message ids: per local day, the 64-bit hashes of message_id seen more than once (sorted 8-byte
+   hashes, in buckets of at most DUP_BUCKET_ROWS rows); their rows are then deduplicated exactly
+   (`first_copies`), which gives the few (partition, offset) that are not first copies;
+3. slice by slice, in time order: the slice's rows minus those copies, sorted, handed to the writer.
+The report is a LazyFrame backed by a Python source that yields the slices, so the sinks pull one slice at a
+time. A message_id is deduplicated within its customer's rows (re-sends carry the customer of the original).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from polars.io.plugins import register_io_source
+
+from quarantine_platform import settings
+from quarantine_platform.errors import UserError
+from quarantine_platform.exports.formats import Progress, format_for, write_table
+from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window
+from quarantine_platform.storage.notification_lake import NotificationLake
+from quarantine_platform.transforms.billing import MESSAGE_HASH_SEED, day_bounds, repeated_values
+from quarantine_platform.transforms.notifications import UTC_US, first_copies
+
+EXPORT_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime")
+EXPORT_SCHEMA = pl.Schema(
+    {
+        "customer_id": pl.Int64,
+        "customer_name": pl.String,
+        "message_id": pl.String,
+        "payload": pl.String,
+        "event_datetime": pl.String,
+    }
+)
+SLICE_ROWS = 500_000
+DUP_BUCKET_ROWS = 16_000_000
+_ORDER = ("event_time", "partition", "offset")
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    customer_id: int
+    start: dt.datetime
+    end: dt.datetime
+    rows: int  # rows the report will hold
+    slices: list[tuple[dt.datetime, dt.datetime]]
+    files: list[BronzeFile]
+    later_copies: pl.DataFrame  # partition, offset, event_time of the rows that are not first copies
+
+
+def plan_report(
+    lake_root: str, topic: str, customer_id: int, start: dt.datetime, end: dt.datetime, timezone: str
+) -> ReportPlan:
+    """Passes 1 and 2 (module docstring). Raises UserError for an empty window, an unknown customer, or a
+    window whose start is not before its end."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise UserError("--from and --to need a time zone (or are read in QP_TIMEZONE by qp)")
+    if start >= end:
+        raise UserError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    try:
+        lake = NotificationLake(lake_root)
+    except ValueError as exc:  # an object-store lake: named in the message
+        raise UserError(str(exc)) from None
+    files = bronze_files(lake, topic)
+    day_start = _dedup_days(start, end, timezone)[0][0]  # earlier copies that day decide the first copy
+    minutes = (
+        scan_window(files, day_start, end)
+        .filter(pl.col("customer_id") == customer_id)
+        .group_by(minute=pl.col("event_time").dt.truncate("1m"), in_window=pl.col("event_time") >= start)
+        .agg(rows=pl.len().cast(pl.Int64))
+        .sort("minute")
+        .collect(engine="streaming")
+    )
+    later = _later_copies(files, customer_id, minutes, start, end, timezone)
+    in_window = minutes.filter("in_window").drop("in_window")
+    window_rows = int(in_window["rows"].sum() or 0)
+    rows = window_rows - later.filter(pl.col("event_time") >= start).height
+    if rows == 0:
+        if window_rows == 0 and not _customer_known(lake, topic, customer_id):
+            raise UserError(f"unknown customer {customer_id}: bronze has no message of that customer")
+        raise UserError(
+            f"no messages for customer {customer_id} between {start.isoformat()} and {end.isoformat()}"
+        )
+    return ReportPlan(customer_id, start, end, rows, _slices(in_window, start, end), files, later)
+
+
+def _dedup_days(start: dt.datetime, end: dt.datetime, timezone: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The ranges within which copies are compared: each local day touching [start, end), from its midnight
+    (copies before `start` still decide) up to `end` at most."""
+    day = dt.datetime.fromtimestamp(start.timestamp(), ZoneInfo(timezone)).date()
+    ranges = []
+    while True:
+        day_start, day_end = day_bounds(day, timezone)
+        if day_start >= end:
+            return ranges
+        ranges.append((day_start, min(day_end, end)))
+        day += dt.timedelta(days=1)
+
+
+def _later_copies(
+    files: list[BronzeFile],
+    customer_id: int,
+    minutes: pl.DataFrame,
+    start: dt.datetime,
+    end: dt.datetime,
+    timezone: str,
+) -> pl.DataFrame:
+    """(partition, offset, event_time) of the customer's rows that are re-sent copies. Per local day: the
+    64-bit hashes of the message ids, sorted (in buckets of at most DUP_BUCKET_ROWS rows), give the hashes
+    seen twice; the rows with those hashes are few and are settled exactly on message_id by `first_copies`."""
+    found = [pl.DataFrame(schema={"partition": pl.Int32, "offset": pl.Int64, "event_time": UTC_US})]
+    hashed = pl.col("message_id").hash(MESSAGE_HASH_SEED)
+    for day_start, day_end in _dedup_days(start, end, timezone):
+        day = scan_window(files, day_start, day_end).filter(pl.col("customer_id") == customer_id)
+        rows = int(
+            minutes.filter(pl.col("minute").is_between(day_start, day_end, closed="left"))["rows"].sum()
+        )
+        buckets = max(1, -(-rows // DUP_BUCKET_ROWS))
+        repeated = []
+        for bucket in range(buckets):
+            part = day.select(_h=hashed)
+            if buckets > 1:
+                part = part.filter(pl.col("_h") % buckets == bucket)
+            repeated.append(repeated_values(part.collect(engine="streaming").to_series()))
+        keys = pl.concat(repeated)
+        if keys.is_empty():
+            continue
+        candidates = (
+            day.filter(hashed.is_in(pl.lit(keys).implode()))
+            .select("partition", "offset", "event_time", "message_id")
+            .collect(engine="streaming")
+        )
+        firsts = first_copies(candidates.lazy(), timezone).select("partition", "offset")
+        found.append(
+            candidates.join(firsts.collect(), on=["partition", "offset"], how="anti").drop("message_id")
+        )
+    return pl.concat(found)
+
+
+def _slices(
+    minutes: pl.DataFrame, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Consecutive [a, b) covering [start, end), cut at minute boundaries so that each holds at most
+    SLICE_ROWS rows (or a single minute)."""
+    cuts = [start]
+    held = 0
+    for minute, rows in minutes.filter(pl.col("minute") < end).iter_rows():
+        if held and held + rows > SLICE_ROWS and minute > cuts[-1]:
+            cuts.append(minute)
+            held = 0
+        held += rows
+    cuts.append(end)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _customer_known(lake: NotificationLake, topic: str, customer_id: int) -> bool:
+    found = lake.scan_events(topic).filter(pl.col("customer_id") == customer_id).select("offset").head(1)
+    return found.collect().height > 0
+
+
+def _slice_rows(plan: ReportPlan, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    rows = scan_window(plan.files, start, end).filter(pl.col("customer_id") == plan.customer_id)
+    later = plan.later_copies.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+    if later.height:
+        rows = rows.join(later.lazy().drop("event_time"), on=["partition", "offset"], how="anti")
+    return rows.sort(_ORDER).select(EXPORT_COLUMNS).collect(engine="streaming")
+
+
+def _source(
+    plan: ReportPlan,
+    with_columns: list[str] | None,
+    predicate: pl.Expr | None,
+    n_rows: int | None,
+    batch_size: int | None,
+) -> Iterator[pl.DataFrame]:
+    """The Python source behind the report's LazyFrame: one slice at a time, in order. The next slice is
+    read while the current one is written (Polars releases the GIL), so at most two are held."""
+    left = n_rows
+    step = batch_size or 100_000
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qp-report") as reader:
+        pending = [reader.submit(_slice_rows, plan, start, end) for start, end in plan.slices[:1]]
+        for index in range(len(plan.slices)):
+            frame = pending.pop().result()
+            if index + 1 < len(plan.slices) and left != 0:
+                pending.append(reader.submit(_slice_rows, plan, *plan.slices[index + 1]))
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            if with_columns is not None:
+                frame = frame.select(with_columns)
+            if left is not None:
+                frame = frame.head(left)
+                left -= frame.height
+            for offset in range(0, frame.height, step):
+                yield frame.slice(offset, step)
+            if left == 0:
+                for future in pending:
+                    future.cancel()
+                return
+
+
+def report_frame(plan: ReportPlan) -> pl.LazyFrame:
+    return register_io_source(
+        partial(_source, plan), schema=EXPORT_SCHEMA, explain_name="notifications_report"
+    )
+
+
+def notifications_report(
+    lake_root: str, topic: str, customer_id: int, start: dt.datetime, end: dt.datetime, timezone: str
+) -> pl.LazyFrame:
+    """The report's rows (EXPORT_COLUMNS), sorted by event time, as a LazyFrame that streams. Raises
+    UserError (one line, for people) for an unknown customer, an empty window or start >= end."""
+    return report_frame(plan_report(lake_root, topic, customer_id, start, end, timezone))
+
+
+def write_notifications_report(
+    lf: pl.LazyFrame, fmt: str, output_path: str | None, progress: Progress | None = None
+) -> int:
+    """Stream the report to `output_path` (None: standard output) as csv, xlsx, parquet or json (lines);
+    returns the rows written. `progress(n)` is called as rows are written."""
+    return write_table(lf, format_for(fmt, output_path), output_path, progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`qp export notifications --customer ID --from ISO --to ISO [--format] [--output] [--progress]`."""
+    fmt = format_for(args.format, args.output)
+    plan = plan_report(
+        settings.get("QP_LAKE_DIR"),
+        settings.get("QP_KAFKA_TOPIC"),
+        args.customer,
+        args.start,
+        args.end,
+        settings.get("QP_TIMEZONE"),
+    )
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    if show:
+        from tqdm import tqdm
+
+        with tqdm(total=plan.rows, unit=" rows", unit_scale=True, file=sys.stderr, desc="export") as bar:
+            rows = write_notifications_report(report_frame(plan), fmt, args.output, progress=bar.update)
+    else:
+        rows = write_notifications_report(report_frame(plan), fmt, args.output)
+    if args.output is not None:
+        print(f"{rows} messages of customer {args.customer} written to {args.output}", file=sys.stderr)
+    return 0

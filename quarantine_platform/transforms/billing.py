@@ -1,0 +1,295 @@
+"""Daily billing: per customer, the day's WhatsApp notifications (first copies, as counted per minute) times
+the customer's unit price. Pure Polars, no Dagster.
+
+Money is Decimal end to end: prices are parsed with `decimal.Decimal` into Decimal(18, 4), the value is
+notifications x unit price, rounded half-up to cents (ROUND_HALF_UP; values are never negative, so Polars'
+`half_away_from_zero` is the same rule) into Decimal(18, 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from quarantine_platform.errors import UserError
+from quarantine_platform.transforms.notifications import WHATSAPP, first_copies
+
+DEFAULT_UNIT_PRICE = Decimal("0.04")
+PRICE_DTYPE = pl.Decimal(18, 4)
+VALUE_DTYPE = pl.Decimal(18, 2)
+PRICING_HEADER = ("customer_id", "unit_price_brl")
+_PRICE_LIMIT = Decimal(10) ** 14  # DECIMAL(18, 4): 14 digits before the point
+MESSAGE_HASH_SEED = 20200203
+
+DAY_COUNTS_SCHEMA = pl.Schema(
+    {"customer_id": pl.Int64, "customer_name": pl.String, "notifications": pl.Int64}
+)
+BILLING_ROWS_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "customer_id": pl.Int64,
+        "customer_name": pl.String,
+        "notifications": pl.Int64,
+        "unit_price_brl": PRICE_DTYPE,
+        "value_brl": VALUE_DTYPE,
+    }
+)
+
+
+# --- pricing ------------------------------------------------------------------------------------------------
+
+
+class PricingError(UserError):
+    """pricing.csv cannot be used; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    default: Decimal = DEFAULT_UNIT_PRICE
+    per_customer: dict[int, Decimal] = field(default_factory=dict)
+    source: str | None = None  # the file read; None when there was none (default price everywhere)
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"customer_id": list(self.per_customer), "unit_price_brl": list(self.per_customer.values())},
+            schema={"customer_id": pl.Int64, "unit_price_brl": PRICE_DTYPE},
+        )
+
+
+def load_pricing(path: str | Path) -> Pricing:
+    """The prices of `path`; a missing file means the default price for everyone (source None)."""
+    path = Path(path)
+    if not path.exists():
+        return Pricing()
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PricingError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_pricing(text, str(path))
+
+
+def parse_pricing(text: str, source: str) -> Pricing:
+    """`customer_id,unit_price_brl` rows; `*` as customer_id sets the default (0.04 when absent). Blank lines
+    are skipped; anything else that is not a valid row is an error naming `source` and its line."""
+    rows = csv.reader(io.StringIO(text, newline=""))
+    default: tuple[Decimal, int] | None = None
+    prices: dict[int, tuple[Decimal, int]] = {}
+    header_seen = False
+    for row in rows:
+        line = rows.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        cells = [cell.strip() for cell in row]
+        if not header_seen:
+            if tuple(c.lower() for c in cells) != PRICING_HEADER:
+                raise PricingError(
+                    f"{source}, line {line}: the header must be {','.join(PRICING_HEADER)}, "
+                    f"found {','.join(cells)}"
+                )
+            header_seen = True
+            continue
+        if len(cells) != 2:
+            raise PricingError(
+                f"{source}, line {line}: expected 2 columns (customer_id,unit_price_brl), found {len(cells)}"
+            )
+        key, price_text = cells
+        price = _price(price_text, source, line)
+        if key == "*":
+            if default is not None:
+                raise PricingError(
+                    f"{source}, line {line}: a second default row '*' (the first is on line {default[1]})"
+                )
+            default = (price, line)
+            continue
+        try:
+            customer = int(key)
+        except ValueError:
+            raise PricingError(
+                f"{source}, line {line}: customer_id {key!r} is not an integer or '*'"
+            ) from None
+        if customer in prices:
+            raise PricingError(
+                f"{source}, line {line}: customer {customer} is priced twice "
+                f"(first on line {prices[customer][1]})"
+            )
+        prices[customer] = (price, line)
+    return Pricing(
+        default=default[0] if default else DEFAULT_UNIT_PRICE,
+        per_customer={customer: price for customer, (price, _) in prices.items()},
+        source=source,
+    )
+
+
+def _price(text: str, source: str, line: int) -> Decimal:
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise PricingError(
+            f"{source}, line {line}: unit_price_brl {text!r} is not a decimal number"
+        ) from None
+    if not price.is_finite() or price < 0:
+        raise PricingError(f"{source}, line {line}: unit_price_brl {text!r} must be a number >= 0")
+    if price.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise PricingError(f"{source}, line {line}: unit_price_brl {text!r} has more than 4 decimal places")
+    if price >= _PRICE_LIMIT:
+        raise PricingError(f"{source}, line {line}: unit_price_brl {text!r} is too large")
+    return price
+
+
+# --- the day's WhatsApp notifications -----------------------------------------------------------------------
+
+
+def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC of the local day `day` in `timezone` (23 or 25 hours on a DST change)."""
+    zone = ZoneInfo(timezone)
+    start = dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+    return start, end
+
+
+def whatsapp_day_counts(events: pl.LazyFrame, day: dt.date, timezone: str) -> pl.DataFrame:
+    """Per customer with WhatsApp traffic on `day` (a day of `timezone`): the WhatsApp notifications, a
+    message_id counting once, in the channel and customer of its first copy (`first_copies`); and the latest
+    customer_name seen that day. `events` may hold other days; they are filtered out here.
+
+    Three passes; only the first keeps something per row, an 8-byte hash: (1) the 64-bit hashes of the
+    day's message_ids, sorted, give the hash values that occur more than once; (2) the rows with those
+    hashes (re-sends, ~1% of a day, plus the rare hash collision) are deduplicated exactly on message_id,
+    giving the rows that are later copies; (3) rows per (customer, channel, name) over the whole day.
+    Count = rows - later copies."""
+    start, end = day_bounds(day, timezone)
+    rows = events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+
+    hashes = pl.col("message_id").hash(MESSAGE_HASH_SEED)
+    repeated = repeated_values(rows.select(hashes).collect(engine="streaming").to_series())
+    copies = (
+        rows.filter(hashes.is_in(pl.lit(repeated).implode()))
+        .select("partition", "offset", "event_time", "message_id", "customer_id", "channel")
+        .collect(engine="streaming")
+    )
+    firsts = first_copies(copies.lazy(), timezone).select("partition", "offset")
+    later = (
+        copies.lazy()
+        .join(firsts, on=["partition", "offset"], how="anti")
+        .group_by("customer_id", "channel")
+        .agg(later=pl.len().cast(pl.Int64))
+    )
+    seen = (
+        rows.group_by("customer_id", "channel", "customer_name")
+        .agg(rows=pl.len().cast(pl.Int64), last_seen=pl.col("event_time").max())
+        .collect(engine="streaming")
+    )
+    names = (
+        seen.sort("customer_id", "last_seen", "customer_name")
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("customer_name").last())
+    )
+    counts = (
+        seen.lazy()
+        .group_by("customer_id", "channel")
+        .agg(pl.col("rows").sum())
+        .join(later, on=["customer_id", "channel"], how="left")
+        .filter(pl.col("channel").str.to_lowercase() == WHATSAPP)
+        .group_by("customer_id")
+        .agg(notifications=(pl.col("rows") - pl.col("later").fill_null(0)).sum())
+        .filter(pl.col("notifications") > 0)
+        .collect()
+    )
+    return (
+        counts.join(names, on="customer_id")
+        .select(DAY_COUNTS_SCHEMA.names())
+        .sort("customer_id")
+        .match_to_schema(DAY_COUNTS_SCHEMA)
+    )
+
+
+def repeated_values(values: pl.Series) -> pl.Series:
+    """The values that occur more than once (sorting 8-byte hashes is faster here than a hash table)."""
+    ordered = np.sort(values.to_numpy())
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return pl.Series(values.name, np.unique(twice), dtype=values.dtype)
+
+
+# --- the bill and its human form ----------------------------------------------------------------------------
+
+
+def bill_day(counts: pl.DataFrame, pricing: Pricing, day: dt.date) -> pl.DataFrame:
+    """The billing rows of `day`: counts (DAY_COUNTS_SCHEMA) priced per customer (else the default price);
+    value = notifications x unit price, rounded half-up to cents."""
+    priced = counts.join(pricing.frame(), on="customer_id", how="left").with_columns(
+        pl.col("unit_price_brl").fill_null(pl.lit(pricing.default, dtype=PRICE_DTYPE))
+    )
+    return (
+        priced.with_columns(
+            date=pl.lit(day, dtype=pl.Date),
+            value_brl=(pl.col("notifications") * pl.col("unit_price_brl"))
+            .round(2, mode="half_away_from_zero")
+            .cast(VALUE_DTYPE),
+        )
+        .select(BILLING_ROWS_SCHEMA.names())
+        .sort("customer_id")
+        .match_to_schema(BILLING_ROWS_SCHEMA)
+    )
+
+
+# --- reconciliation with the minute counts ------------------------------------------------------------------
+
+
+def rebill_command(day: dt.date | str, last: dt.date | str | None = None) -> str:
+    """The Dagster command that (re-)bills a day, or the days first..last in one run."""
+    which = (
+        f"--partition {day}" if last is None or str(last) == str(day) else f"--partition-range {day}...{last}"
+    )
+    return f"dagster asset materialize -m quarantine_platform.definitions --select billing_daily {which}"
+
+
+def day_bounds_frame(days: list[dt.date], timezone: str) -> pl.DataFrame:
+    """date, start, end (naive UTC) of each local day: what the minute table is keyed by."""
+    bounds = [day_bounds(day, timezone) for day in days]
+    return pl.DataFrame(
+        {
+            "date": days,
+            "start": [s.replace(tzinfo=None) for s, _ in bounds],
+            "end": [e.replace(tzinfo=None) for _, e in bounds],
+        },
+        schema={"date": pl.Date, "start": pl.Datetime("us"), "end": pl.Datetime("us")},
+    )
+
+
+def billing_mismatches(billed: pl.DataFrame, minutes: pl.DataFrame) -> pl.DataFrame:
+    """(date, customer_id) where the billed WhatsApp notifications differ from the sum of the day's minute
+    counts (a customer missing on one side counts as 0 there). Columns: date, customer_id, billed,
+    minutes_total, sorted."""
+    left = billed.select("date", "customer_id", billed=pl.col("notifications"))
+    return (
+        left.join(minutes, on=["date", "customer_id"], how="full", coalesce=True)
+        .with_columns(pl.col("billed", "minutes_total").fill_null(0))
+        .filter(pl.col("billed") != pl.col("minutes_total"))
+        .sort("date", "customer_id")
+    )
+
+
+def format_brl(value: Decimal) -> str:
+    """pt-BR money: `R$ 1.000,00` (thousands `.`, decimals `,`), half-up to cents."""
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    plain = f"{cents:,.2f}"  # 1,000.00
+    return "R$ " + plain.translate(str.maketrans({",": ".", ".": ","}))
+
+
+def human_lines(rows: pl.DataFrame) -> list[str]:
+    """The seeds' billing report: one line per customer, like
+    `Cliente: Acme / Notificações Whatsapp: 25000 / Valor: R$ 1.000,00 / Data: 2020-02-03`."""
+    return [
+        f"Cliente: {name} / Notificações Whatsapp: {count} / Valor: {format_brl(value)} / Data: {day}"
+        for day, name, count, value in rows.select(
+            "date", "customer_name", "notifications", "value_brl"
+        ).iter_rows()
+    ]
