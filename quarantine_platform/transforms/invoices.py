@@ -48,7 +48,7 @@ _CENT = Decimal("0.01")
 
 
 class InvoiceInputError(ValueError):
-    """The invoices file cannot be read at all (empty, or a required column is missing)."""
+    """The invoices file cannot be read at all (missing, empty, or a required column is missing)."""
 
     def __init__(self, file: str, line: int | None, column: str | None, problem: str) -> None:
         self.file = file
@@ -79,6 +79,8 @@ def read_invoices(source: str | bytes | Path, *, name: str | None = None) -> Inv
     """
     file = name or (f"<{len(source)} bytes>" if isinstance(source, bytes) else str(source))
     data: bytes | Path = source if isinstance(source, bytes) else Path(source)
+    if isinstance(data, Path) and not data.is_file():
+        raise InvoiceInputError(file, None, None, "file not found")
     header = _read_header(data, file)
     raw = _read_raw(data, file, header)
     return _validate(raw, len(header))
@@ -195,7 +197,19 @@ def _validate(raw: pl.DataFrame, header_fields: int) -> InvoiceReadResult:
         pl.col("month").str.strptime(pl.Date, "%Y-%m-%d", strict=False).alias("_month"),
         pl.col("invoice").cast(MONEY, strict=False).alias("_invoice"),
     ).with_columns(
-        pl.any_horizontal(problem.fill_null(False) for _, problem, _ in checks).alias("_bad"),
+        # The same rows as any_horizontal(checks), in fewer passes (one regex instead of two): a row is bad
+        # when a field is missing or unparsed, or the amount is not a number of at most 2 decimals.
+        (
+            pl.col("fields").is_not_null()
+            | (pl.col("customer") == "")
+            | (pl.col("account") == "")
+            | pl.col("_month").is_null()
+            | (pl.col("_month").dt.day() != 1)
+            | ~pl.col("invoice").str.contains(_CENTS)
+            | pl.col("_invoice").is_null()
+        )
+        .fill_null(True)
+        .alias("_bad"),
     )
     bad = parsed.filter(pl.col("_bad"))
     problems = [

@@ -18,6 +18,7 @@ from quarantine_platform.transforms.chatbot import (
     REPORT_SCHEMA,
     SESSION_COLUMNS,
     ChatbotInputError,
+    ChatbotReadResult,
     chatbot_report,
     empty_chatbot_result,
     flow_table,
@@ -452,3 +453,112 @@ def test_a_key_named_like_a_report_column_is_refused() -> None:
         ValueError, match=r"flow 'F1': key\(s\) \['session'\] collide with the report's own columns"
     ):
         flow_table(long, "F1")
+
+
+# --- the native reader gives what the streaming reader gives ---------------------------------------------
+
+
+def both_readers(path: Path) -> tuple[ChatbotReadResult, ChatbotReadResult]:
+    return read_chatbot_hour(path), read_chatbot_hour(path, fast=False)
+
+
+def test_python_whitespace_is_what_the_native_reader_strips() -> None:
+    assert set(chatbot._PY_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}
+
+
+def test_a_valid_file_is_read_natively_with_the_same_result(tmp_path: Path) -> None:
+    records = [
+        record("S1", "13:00:05", {"b": " y ", "a": "x", "c": ""}),
+        {**record("S2", "13:00:01", {"é\n": 'q"uote\\', "emoji": "\U0001f600"}), "extra": [1, {"z": None}]},
+        {**record("S3", "13:00:02", {}), "timestamp": "2019-12-16T10:00:01.25-03:00"},
+        {**record("S4", "13:00:03", {"a": "1"}), "timestamp": "2019-12-16T13:00:03Z"},
+        {**record("S5", "13:00:04", {"a": "2"}), "timestamp": "2019-12-16 13:00:04+01:30"},
+    ]
+    path = write_hour(tmp_path / "hour=13.json", records, crlf=True, bom=True)
+
+    native = chatbot._read_native(path, str(path))
+    fast, streamed = both_readers(path)
+
+    assert native is not None
+    assert_frame_equal(native.answers, streamed.answers)
+    assert_frame_equal(fast.answers, streamed.answers)
+    assert fast.answers.height == 7
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"customer": "C1", "flow": "F1", "timestamp": "2019-12-16T13:00:00+00:00", "content": {"a": "1"}},
+        record("S1", "13:00:00", {"a": 1}),
+        record("S1", "13:00:00", {"a": None}),
+        record("S1", "13:00:00", ["a"]),  # type: ignore[arg-type]
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": " \u3000 "},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": 12},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": "2019-02-30T13:00:00+00:00"},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": "2019-12-16T13:00:00"},
+        {**record("S1", "13:00:00", {"a": "1"}), "content": None},
+        "a string",
+        None,
+    ],
+)
+def test_a_file_with_a_bad_record_is_left_to_the_streaming_reader(tmp_path: Path, bad: Any) -> None:
+    path = write_hour(tmp_path / "hour=13.json", [record("S0", "13:00:00", {"k": "v"}), bad])
+
+    fast, streamed = both_readers(path)
+
+    assert chatbot._read_native(path, str(path)) is None
+    assert fast.rejected.height == 1
+    assert_frame_equal(fast.rejected, streamed.rejected)
+    assert_frame_equal(fast.answers, streamed.answers)
+
+
+def test_a_duplicate_key_in_content_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "hour=13.json"
+    path.write_text(
+        '[{"customer": "C1", "flow": "F1", "session": "S1", "timestamp": "2019-12-16T13:00:00+00:00", '
+        '"content": {"a": "first", "b": "x", "a": "last"}}]'
+    )
+
+    fast, streamed = both_readers(path)
+
+    assert_frame_equal(fast.answers, streamed.answers)
+    assert fast.answers.select("key", "value").rows() == [("a", "last"), ("b", "x")]
+
+
+def test_the_report_does_not_depend_on_the_order_of_the_rows() -> None:
+    rows = answers(
+        ("C1", "F1", "S1", "13:00:00", "a", "first", "h13", 0, 0),
+        ("C1", "F1", "S1", "13:00:00", "b", "x", "h13", 0, 1),
+        ("C1", "F1", "S1", "13:00:00", "a", "tie, later in the file", "h13", 1, 0),
+        ("C1", "F1", "S2", "13:00:00", "b", "y", "h14", 0, 0),
+    )
+    expected = report(
+        ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "a", "tie, later in the file", 1),
+        ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "b", "x", 2),
+        ("C1", "F1", "S2", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "b", "y", 2),
+    )
+
+    assert chatbot._in_file_order(rows)
+    assert_frame_equal(chatbot_report(rows), expected)
+    for seed in range(5):
+        shuffled = rows.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert_frame_equal(chatbot_report(shuffled), expected)
+        assert_frame_equal(chatbot_report(shuffled.lazy()), expected)
+
+
+def test_flow_tables_gives_every_flows_table_at_once(tmp_path: Path) -> None:
+    path = write_hour(
+        tmp_path / "hour=13.json",
+        [
+            record("S1", "13:00:00", {"a": "1"}, flow="F1"),
+            record("S7", "13:00:02", {"colour": "blue", "size": "M"}, customer="C9", flow="F3000"),
+            record("S8", "13:00:01", {"size": "L"}, customer="C9", flow="F3000"),
+        ],
+    )
+    long = day_report(path)
+
+    tables = chatbot.flow_tables(long)
+
+    assert list(tables) == ["F1", "F3000"]
+    for flow, wide in tables.items():
+        assert_frame_equal(wide, flow_table(long, flow))
