@@ -64,6 +64,16 @@ def _instant(text: str) -> dt.datetime:
     return value
 
 
+def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A bad argument of this command is one line on stderr (`qp: error: ...`, exit 2), without the usage."""
+
+    def error(message: str) -> None:
+        parser.exit(2, f"qp: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, default=None, help="default: the output's extension, else csv"
@@ -83,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a table Dagster materialized")
     kinds = export.add_subparsers(dest="kind", required=True)
-    notifications = kinds.add_parser("notifications", help="every message of a customer in a window")
+    notifications = _one_line_errors(
+        kinds.add_parser("notifications", help="every message of a customer in a window")
+    )
     notifications.add_argument("--customer", type=int, required=True)
     notifications.add_argument("--from", dest="start", type=_instant, required=True)
     notifications.add_argument("--to", dest="end", type=_instant, required=True)
@@ -94,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         help="progress bar (default: when stderr is a terminal)",
     )
     _output_options(notifications)
-    billing = kinds.add_parser("billing", help="the billing report of a day")
+    billing = _one_line_errors(kinds.add_parser("billing", help="the billing report of a day"))
     billing.add_argument("--date", type=_date, required=True)
     billing.add_argument(
         "--human", action="store_true", help="the seeds' human form: Cliente: ... / Valor: R$ ..."

@@ -6,14 +6,22 @@ from quarantine_platform import settings
 
 settings.apply_defaults()
 
+from quarantine_platform.assets.billing import billing_checks, billing_daily  # noqa: E402
+from quarantine_platform.assets.chatbot import chatbot_answers, chatbot_report_asset  # noqa: E402
+from quarantine_platform.assets.invoices import invoice_averages_asset  # noqa: E402
 from quarantine_platform.assets.notification_checks import notification_checks  # noqa: E402
 from quarantine_platform.assets.notifications import (  # noqa: E402
     notification_counts_minutely,
     notification_stream,
 )
+from quarantine_platform.assets.panel import notification_panel  # noqa: E402
+from quarantine_platform.assets.quarantine import quarantine_global  # noqa: E402
+from quarantine_platform.assets.quarantine_sources import quarantine_source_assets  # noqa: E402
+from quarantine_platform.resources.https import HttpsResource  # noqa: E402
 from quarantine_platform.resources.kafka import KafkaResource  # noqa: E402
 from quarantine_platform.resources.lake import LakeResource  # noqa: E402
 from quarantine_platform.resources.s3 import S3Resource  # noqa: E402
+from quarantine_platform.resources.sftp import SftpResource  # noqa: E402
 from quarantine_platform.resources.warehouse import WarehouseResource  # noqa: E402
 from quarantine_platform.schedules import schedules  # noqa: E402
 from quarantine_platform.sensors import notification_sensors  # noqa: E402
@@ -35,12 +43,28 @@ def resources() -> dict[str, dg.ConfigurableResource]:
             secret_access_key=dg.EnvVar("QP_S3_SECRET_ACCESS_KEY"),
             region=dg.EnvVar("QP_S3_REGION"),
         ),
+        "https": HttpsResource(bearer_token=dg.EnvVar("QP_CRM_BEARER_TOKEN")),
+        "sftp": SftpResource(
+            password=dg.EnvVar("QP_SFTP_PASSWORD"),
+            key_file=dg.EnvVar("QP_SFTP_KEY_FILE"),
+            known_hosts=dg.EnvVar("QP_SFTP_KNOWN_HOSTS"),
+        ),
     }
 
 
 # One entry per domain; each domain module keeps its own assets and checks.
-assets = [notification_stream, notification_counts_minutely]
-asset_checks = [*notification_checks]
+assets = [
+    notification_stream,
+    notification_counts_minutely,
+    notification_panel,
+    quarantine_global,
+    *quarantine_source_assets,
+    invoice_averages_asset,
+    chatbot_answers,
+    chatbot_report_asset,
+    billing_daily,
+]
+asset_checks = [*notification_checks, *billing_checks]
 sensors = [*notification_sensors]
 
 defs = dg.Definitions(

@@ -10,6 +10,13 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Configuration shipped with the project (not an input): found wherever QP_DATA_DIR points.
+SHIPPED_QUARANTINE_RULES = PROJECT_ROOT / "data" / "quarantine_rules.yaml"
+
+
+def defaults() -> dict[str, str]:
+    """Every variable's embedded default (paths follow QP_DATA_DIR as currently set)."""
+    return _defaults()
 
 
 def _defaults() -> dict[str, str]:
@@ -33,7 +40,9 @@ def _defaults() -> dict[str, str]:
         "QP_OFFERS_URI": f"{quarantine}/ofertas/",
         "QP_RESTRICTED_URI": f"{quarantine}/restritos.json",
         "QP_FRAUD_URI": f"{quarantine}/fraude.parquet",
-        "QP_QUARANTINE_RULES": f"{data_dir}/quarantine_rules.yaml",
+        "QP_INVOICES_URI": f"{data_dir}/invoices/invoices.csv",
+        "QP_CHATBOT_URI": f"{data_dir}/chatbot",
+        "QP_QUARANTINE_RULES": str(SHIPPED_QUARANTINE_RULES),
         "QP_HISTORY_START": "2019-01-01",
         # Credentials: no default, never logged (design.md, "Configuration").
         "QP_CRM_BEARER_TOKEN": "",
@@ -46,6 +55,8 @@ def _defaults() -> dict[str, str]:
         "QP_S3_REGION": "us-east-1",
         "QP_PANEL_HOST": "127.0.0.1",
         "QP_PANEL_PORT": "8080",
+        "QP_PANEL_TOKENS": f"{data_dir}/panel_tokens.sqlite",
+        "QP_PANEL_REFRESH_SECONDS": "60",
     }
 
 
@@ -67,6 +78,8 @@ DEFAULTS_DOC = {
     "QP_OFFERS_URI": "offers Delta table: a path or s3://",
     "QP_RESTRICTED_URI": "restricted-customers JSON: a path or s3://",
     "QP_FRAUD_URI": "fraud-suspects Parquet: a path or s3://",
+    "QP_INVOICES_URI": "invoices CSV (customer,account,month,invoice): a path or s3://bucket/key",
+    "QP_CHATBOT_URI": "chatbot files root (date=YYYY-MM-DD/hour=HH.json): a path or s3://bucket/prefix",
     "QP_QUARANTINE_RULES": "the quarantine rules: days per channel and the source of each channel",
     "QP_HISTORY_START": "first day/month of the daily and monthly partitions",
     "QP_CRM_BEARER_TOKEN": "bearer token for an https:// CRM workbook (Microsoft Graph)",
@@ -79,6 +92,8 @@ DEFAULTS_DOC = {
     "QP_S3_REGION": "S3 region",
     "QP_PANEL_HOST": "address `qp panel` listens on",
     "QP_PANEL_PORT": "port `qp panel` listens on",
+    "QP_PANEL_TOKENS": "SQLite store of the panel's access tokens (hashes only) and sessions",
+    "QP_PANEL_REFRESH_SECONDS": "seconds between the panel pages' automatic refreshes",
 }
 
 

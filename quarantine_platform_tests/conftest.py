@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,11 +36,19 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "DAGSTER_HOME": str(home),
     }.items():
         monkeypatch.setenv(name, value)
-    # Every other variable at its embedded default, through monkeypatch so no test leaks into another.
+    # Every other variable at its embedded default, through monkeypatch so no test leaks into another. Paths
+    # under the data folder are recomputed for this test's folder even when an earlier import of
+    # `definitions` already set them to the project's data/ in this process.
     from quarantine_platform import settings
 
+    defaults = settings.defaults()
     for name in settings.DEFAULTS_DOC:
-        monkeypatch.setenv(name, settings.get(name))
+        value = defaults[name] if str(data) in defaults[name] else settings.get(name)
+        monkeypatch.setenv(name, value)
+    # The shipped rules, as a copy a test may rewrite.
+    rules = data / "quarantine_rules.yaml"
+    shutil.copyfile(settings.SHIPPED_QUARANTINE_RULES, rules)
+    monkeypatch.setenv("QP_QUARANTINE_RULES", str(rules))
     return tmp_path
 
 

@@ -20,6 +20,7 @@ import dagster as dg
 
 from quarantine_platform import settings
 from quarantine_platform.dagster_home import ensure_dagster_home
+from quarantine_platform.demo.batch import batch_summary, run_batch_domains
 from quarantine_platform.demo.stream import DemoSpec, generate, produce
 
 # Runs log to the instance (the UI shows everything); the terminal gets warnings only.
@@ -196,6 +197,12 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
         _add(totals, drive(defs, instance, cursors, log=lambda _: None))
         took = time.monotonic() - started
         facts = summary(settings.get("QP_LAKE_DIR"), settings.get("QP_WAREHOUSE"))
+        print("the batch domains, through Dagster:", flush=True)
+        batch_started = time.monotonic()
+        echo = lambda line: print(line, flush=True)  # noqa: E731
+        totals["failed_checks"] += run_batch_domains(defs, instance, day, log=echo)
+        batch_took = time.monotonic() - batch_started
+        batch = batch_summary(settings.get("QP_WAREHOUSE"))
     finally:
         broker.terminate()
         broker.wait(10)
@@ -218,6 +225,27 @@ def run_demo(messages: int, day: dt.date | None = None, slice_messages: int = 50
         f"({facts['counted_whatsapp']:,} WhatsApp) for {facts['customers']} customers "
         f"over {facts['minutes_processed']:,} minutes"
     )
+    print(
+        f"billed: {batch['billed_customers']} customer-days, {batch['billed_notifications']:,} WhatsApp "
+        f"notifications, R$ {batch['billed_value_brl']} ({batch_took:.1f}s for all batch domains)"
+    )
+    print(
+        f"invoice averages: {batch['invoice_average_rows']} rows over "
+        f"{batch['invoice_reference_months']} reference months"
+    )
+    channels = ", ".join(f"{c} {n:,}" for c, n in batch["quarantine_by_channel"])
+    print(f"quarantine today by channel: {channels}")
+    print()
+    print("Try (each reads what Dagster materialized):")
+    for command in (
+        f"qp export billing --date {day} --human",
+        "qp export invoice-averages --month 2020-01",
+        "qp export chatbot --date 2019-12-16 --flow F1000",
+        "qp export quarantine --date $(date +%F) --channel CRM --output quarantine.csv",
+        f"qp export notifications --customer <id> --from {day}T00:00 --to {day}T01:00",
+        "qp token create --operator && qp panel      # then http://127.0.0.1:8080",
+    ):
+        print(f"    .venv/bin/{command}")
     print()
     print("Open the Dagster UI on this same state:")
     print(f"    DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml")
