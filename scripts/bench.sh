@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs one benchmark beside its peers: bash scripts/bench.sh NAME [options]
+#   NAME: notification_stream | billing_export | invoices_chatbot | quarantine   (see benchmarks/README.md)
+# Sets up .venv like the other commands, adds the peers (pandas, PySpark) from benchmarks/requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: bash scripts/bench.sh NAME [options]  (NAME: notification_stream billing_export invoices_chatbot quarantine)}
+shift
+[ -f "benchmarks/$name.py" ] || { echo "no benchmark named $name in benchmarks/" >&2; exit 2; }
+bash scripts/setup-venv.sh
+if ! cmp -s benchmarks/requirements.txt .venv/.installed-bench 2>/dev/null; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+  cp benchmarks/requirements.txt .venv/.installed-bench
+fi
+export PYTHONDONTWRITEBYTECODE=1
+exec .venv/bin/python "benchmarks/$name.py" "$@"
