@@ -17,8 +17,9 @@
    - pandas: read_csv (pyarrow engine, text), isin, to_csv; PySpark: read csv, broadcast left-anti join,
      write csv. Each counts kept/removed and removed per channel; the counts are compared.
 Each side runs in its own spawned child; seconds exclude imports and, for PySpark, the session start
-(reported apart). Peak memory is the child's VmHWM, plus the JVM's VmHWM for PySpark. Prints a table and
-writes benchmarks/out/quarantine.json. See benchmarks/README.md.
+(reported apart). CPU seconds are the child's user + system time (every thread), plus the JVM's for PySpark:
+on a shared machine they move less than wall seconds. Peak memory is the child's VmHWM, plus the JVM's VmHWM
+for PySpark. Prints a table and writes benchmarks/out/quarantine.json. See benchmarks/README.md.
 """
 
 from __future__ import annotations
