@@ -19,13 +19,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every QP_* path and DAGSTER_HOME inside the test's own temporary folder."""
-    data = tmp_path / "data"
-    data.mkdir()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+def set_platform_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
+    """Every QP_* path and DAGSTER_HOME inside `root`, through `monkeypatch` (of any scope)."""
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    home = root / "dagster_home"
+    home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     for name, value in {
         "QP_DATA_DIR": str(data),
@@ -37,8 +36,8 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }.items():
         monkeypatch.setenv(name, value)
     # Every other variable at its embedded default, through monkeypatch so no test leaks into another. Paths
-    # under the data folder are recomputed for this test's folder even when an earlier import of
-    # `definitions` already set them to the project's data/ in this process.
+    # under the data folder are recomputed for this folder even when an earlier import of `definitions`
+    # already set them to the project's data/ in this process.
     from quarantine_platform import settings
 
     defaults = settings.defaults()
@@ -49,7 +48,13 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     rules = data / "quarantine_rules.yaml"
     shutil.copyfile(settings.SHIPPED_QUARANTINE_RULES, rules)
     monkeypatch.setenv("QP_QUARANTINE_RULES", str(rules))
-    return tmp_path
+    return root
+
+
+@pytest.fixture
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every QP_* path and DAGSTER_HOME inside the test's own temporary folder."""
+    return set_platform_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quarantine_platform_tests.panel.helpers import set_platform_env
+from quarantine_platform_tests.conftest import set_platform_env
 
 
 @pytest.fixture(scope="module")

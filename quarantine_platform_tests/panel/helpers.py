@@ -8,35 +8,11 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import pytest
 
 UTC = dt.UTC
-
-
-def set_platform_env(mp: pytest.MonkeyPatch, root: Path) -> None:
-    """The variables `platform_env` sets, for a fixture of any scope."""
-    data = root / "data"
-    data.mkdir(exist_ok=True)
-    home = root / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    for name, value in {
-        "QP_DATA_DIR": str(data),
-        "QP_LAKE_DIR": str(data / "lake"),
-        "QP_WAREHOUSE": str(data / "warehouse.duckdb"),
-        "QP_KAFKA_TOPIC": "notifications",
-        "QP_TIMEZONE": "UTC",
-        "DAGSTER_HOME": str(home),
-    }.items():
-        mp.setenv(name, value)
-    from quarantine_platform import settings
-
-    for name in settings.DEFAULTS_DOC:
-        mp.setenv(name, settings.get(name))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from confluent_kafka import Producer
 from playwright.sync_api import expect
 
 from quarantine_platform.panel import formatting
-from quarantine_platform_tests.conftest import free_port
-from quarantine_platform_tests.panel.helpers import Message, drive, expected_whatsapp, set_platform_env
+from quarantine_platform_tests.conftest import free_port, set_platform_env
+from quarantine_platform_tests.panel.helpers import Message, drive, expected_whatsapp
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
