@@ -18,11 +18,10 @@ from pathlib import Path
 
 import polars as pl
 
-from quarantine_platform import settings
 from quarantine_platform.errors import UserError
 from quarantine_platform.exports.formats import format_for, write_table
+from quarantine_platform.exports.materialized import read_partition
 from quarantine_platform.partitions import DAY_FORMAT
-from quarantine_platform.resources.warehouse import open_warehouse
 from quarantine_platform.storage.chatbot_warehouse import read_report
 from quarantine_platform.transforms.chatbot import SESSION_COLUMNS, flow_table
 
@@ -90,18 +89,4 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def _materialized_report(day: dt.date, key: str) -> pl.DataFrame:
-    not_materialized = UserError(
-        f"chatbot_report for {key} has not been materialized; run: dagster asset materialize "
-        f"-m quarantine_platform.definitions --select chatbot_report --partition {key}"
-    )
-    try:
-        con = open_warehouse(settings.get("QP_WAREHOUSE"), read_only=True)
-    except FileNotFoundError:
-        raise not_materialized from None
-    try:
-        report = read_report(con, day)
-    finally:
-        con.close()
-    if report is None:
-        raise not_materialized
-    return report
+    return read_partition("chatbot_report", key, lambda con: read_report(con, day))
