@@ -12,7 +12,7 @@ from quarantine_platform.assets.notification_checks import (
     counts_key_unique,
     counts_match_bronze,
 )
-from quarantine_platform.kafka.ingest import KafkaUnavailable, ingest
+from quarantine_platform.kafka.ingest import KafkaUnavailable, ingest, worker_count
 from quarantine_platform.partitions import minute_partitions
 from quarantine_platform.resources.kafka import KafkaResource
 from quarantine_platform.resources.lake import LakeResource
@@ -50,6 +50,10 @@ def notification_stream(
     """Store the Kafka offsets bronze does not hold yet, up to the requested ends, exactly once."""
     targets = {int(p): e for p, e in config.ends.items()} or None
     try:
+        workers = worker_count(settings.get("QP_INGEST_WORKERS"))
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    try:
         report = ingest(
             lake.notifications(),
             kafka.bootstrap_servers,
@@ -59,6 +63,7 @@ def notification_stream(
             chunk_messages=int(settings.get("QP_INGEST_CHUNK_MESSAGES")),
             log=lambda line: (context.log.warning if line.startswith("WARNING") else context.log.info)(line),
             consumer_extra=kafka.client_settings(),
+            workers=workers,
         )
     except KafkaUnavailable as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
@@ -78,6 +83,7 @@ def notification_stream(
             "minutes_touched": len(report.minutes),
             "latest_event_time": last_event or "",
             "offsets_expired_before_ingestion": sum(report.expired.values()),
+            "worker_processes": report.workers,
         },
     )
     yield dg.MaterializeResult(asset_key=DEAD_LETTERS, metadata={"dead_letters_stored": report.dead_letters})

@@ -157,15 +157,17 @@ def _within_ranges(
     for p, (_, e) in todo.items():
         if p < len(ends):
             ends[p] = e
+    # Progress counts every message seen, also those past the end: a range that ends on an offset that never
+    # arrives as a message (a transaction marker) inside a partition is done when a later message arrives.
+    for p in np.unique(part_arr).tolist():
+        if p in todo:
+            positions[p] = min(int(off_arr[part_arr == p].max()) + 1, todo[p][1])
     keep = off_arr < ends[part_arr]
     if not keep.all():
         idx = np.flatnonzero(keep).tolist()
         values = [values[i] for i in idx]
         parts = [parts[i] for i in idx]
         offs = [offs[i] for i in idx]
-        part_arr, off_arr = part_arr[keep], off_arr[keep]
-    for p in np.unique(part_arr).tolist():
-        positions[p] = int(off_arr[part_arr == p].max()) + 1
     for p in [p for p, (_, e) in todo.items() if positions[p] >= e]:
         positions[p] = todo[p][1]
         del todo[p]

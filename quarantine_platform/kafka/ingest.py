@@ -4,12 +4,24 @@ Every run stores all offsets that no committed bronze file covers, from each par
 its target end: so a later run also picks up the range of a run that failed or was killed, and offsets that
 are already stored are never read twice. Consumer-group offsets are committed only after the bronze files
 that cover them are durable; they mirror bronze for lag monitoring, bronze itself is the ledger.
+
+A large backlog is shared out between worker processes: each reads a contiguous slice of every partition's
+range with its own consumer and commits its own bronze files. Reading a message costs ~2.5 µs of
+single-threaded Python in confluent-kafka and parsing about as much again, so one process tops out near
+150k messages/s; processes (not threads: the GIL) scale it with the cores. The lake's commit lock keeps the
+files disjoint whatever the workers do, so exactly-once does not depend on how the work was split.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import multiprocessing.util
+import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -20,6 +32,9 @@ from quarantine_platform.storage.notification_lake import NotificationLake, subt
 from quarantine_platform.transforms.notifications import ParsedBatch, parse_notifications
 
 EMPTY = parse_notifications([], [], [], "")
+# Below this many messages per worker, a process's start (~0.6 s of imports, once per pool) and its consumer's
+# connection are not worth it: the backlog is read in this process.
+MIN_MESSAGES_PER_WORKER = 100_000
 
 Log = Callable[[str], None]
 
@@ -35,6 +50,18 @@ class IngestReport:
     minutes: set[int] = field(default_factory=set)
     max_event_time_us: int | None = None
     expired: dict[int, int] = field(default_factory=dict)  # offsets gone at the broker before we read them
+    workers: int = 1  # processes that read the backlog
+    worker_peak_rss_mib: list[float] = field(default_factory=list)  # each worker's peak RSS (VmHWM)
+
+    def add(self, other: IngestReport) -> None:
+        """Fold a worker's report of the same run into this one."""
+        self.messages += other.messages
+        self.events += other.events
+        self.dead_letters += other.dead_letters
+        self.files += other.files
+        self.minutes |= other.minutes
+        if other.max_event_time_us is not None:
+            self.max_event_time_us = max(self.max_event_time_us or 0, other.max_event_time_us)
 
 
 def plan(
@@ -65,8 +92,10 @@ def ingest(
     chunk_messages: int = 400_000,
     log: Log = print,
     consumer_extra: dict | None = None,
+    workers: int = 1,
 ) -> IngestReport:
-    """Store every uncovered offset below `targets` (default: the end offsets the broker reports now)."""
+    """Store every uncovered offset below `targets` (default: the end offsets the broker reports now), in up
+    to `workers` processes (a backlog under MIN_MESSAGES_PER_WORKER per worker is read in this one)."""
     client = consumer(bootstrap, group, consumer_extra)
     try:
         marks = {p: (w.low, w.high) for p, w in watermarks(client, bootstrap, topic).items()}
@@ -89,13 +118,206 @@ def ingest(
         if not rounds:
             log(f"{topic}: nothing to ingest, bronze already covers {_describe(targets)}")
             return report
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
-            for ranges in rounds:
-                log(f"{topic}: reading {_describe_ranges(ranges)}")
-                _ingest_round(lake, client, bootstrap, topic, ranges, chunk_messages, report, writer, log)
+        shares = split_rounds(rounds, workers, MIN_MESSAGES_PER_WORKER)
+        if len(shares) == 1:
+            _ingest_rounds(
+                lake, client, bootstrap, topic, rounds, chunk_messages, report, log, commit_group=True
+            )
+        else:
+            _ingest_in_workers(
+                lake, bootstrap, topic, group, shares, chunk_messages, consumer_extra, report, log
+            )
+            _commit_group_offsets(client, lake, topic, list(targets), log)
         return report
     finally:
         client.close()
+
+
+def worker_count(setting: str) -> int:
+    """QP_INGEST_WORKERS: a positive number, or `auto` (one per CPU core this process may use, at most 8)."""
+    if setting.strip().lower() == "auto":
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    try:
+        count = int(setting)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"QP_INGEST_WORKERS={setting!r}: expected a positive number or 'auto'")
+    return count
+
+
+def split_rounds(
+    rounds: list[dict[int, tuple[int, int]]], workers: int, min_per_worker: int
+) -> list[list[dict[int, tuple[int, int]]]]:
+    """Share the rounds out between at most `workers` readers, at least `min_per_worker` messages each: every
+    range is cut into one contiguous slice per reader, so each reader reads every partition (the broker
+    serves them in parallel) and the shares are equal whatever the partitions hold. One share: unchanged."""
+    total = sum(e - s for ranges in rounds for s, e in ranges.values())
+    count = max(1, min(workers, total // max(1, min_per_worker)))
+    if count == 1:
+        return [rounds]
+    shares: list[list[dict[int, tuple[int, int]]]] = [[] for _ in range(count)]
+    for ranges in rounds:
+        sliced: list[dict[int, tuple[int, int]]] = [{} for _ in range(count)]
+        for p, (s, e) in ranges.items():
+            cuts = [s + (e - s) * k // count for k in range(count + 1)]
+            for k in range(count):
+                if cuts[k + 1] > cuts[k]:
+                    sliced[k][p] = (cuts[k], cuts[k + 1])
+        for k in range(count):
+            if sliced[k]:
+                shares[k].append(sliced[k])
+    return shares
+
+
+def _ingest_rounds(
+    lake: NotificationLake,
+    client,  # noqa: ANN001 - confluent_kafka.Consumer
+    bootstrap: str,
+    topic: str,
+    rounds: list[dict[int, tuple[int, int]]],
+    chunk_messages: int,
+    report: IngestReport,
+    log: Log,
+    commit_group: bool,
+) -> None:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
+        for ranges in rounds:
+            log(f"{topic}: reading {_describe_ranges(ranges)}")
+            _ingest_round(
+                lake, client, bootstrap, topic, ranges, chunk_messages, report, writer, log, commit_group
+            )
+
+
+# --- worker processes ------------------------------------------------------------------------------------
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _workers_pool(size: int) -> ProcessPoolExecutor:
+    """One pool per process, kept between calls: a long-lived ingester (or a benchmark) pays the workers'
+    start once. Spawned, not forked: this process holds librdkafka and Polars threads."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != size:
+            if _pool is not None:
+                _pool.shutdown(wait=True)
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+            _pool_size = size
+            # A multiprocessing child (Dagster's multiprocess executor runs steps in one) joins its children
+            # when it ends, before the interpreter's own exit hooks would stop the pool: idle workers would
+            # keep it waiting forever. A finalizer of priority >= 0 runs before that join; above 10, before the
+            # pool's own queues are closed by theirs.
+            multiprocessing.util.Finalize(None, _drop_pool, exitpriority=100)
+        return _pool
+
+
+def _drop_pool(wait: bool = True) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown(wait=wait, cancel_futures=True)
+        _pool = None
+
+
+def _ingest_in_workers(
+    lake: NotificationLake,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    shares: list[list[dict[int, tuple[int, int]]]],
+    chunk_messages: int,
+    consumer_extra: dict | None,
+    report: IngestReport,
+    log: Log,
+) -> None:
+    pool = _workers_pool(len(shares))
+    report.workers = len(shares)
+    # The run's memory bound is shared out too: each worker commits every chunk_messages / workers.
+    chunk_messages = max(MIN_MESSAGES_PER_WORKER // 2, chunk_messages // len(shares))
+    for k, share in enumerate(shares):
+        log(f"{topic}: worker {k + 1}/{len(shares)} reads " + "; ".join(_describe_ranges(r) for r in share))
+    futures = [
+        pool.submit(
+            _ingest_share, str(lake.root), bootstrap, topic, group, share, chunk_messages, consumer_extra
+        )
+        for share in shares
+    ]
+    failure: BaseException | None = None
+    for future in futures:  # wait for every worker: what the others commit is kept even when one fails
+        try:
+            part, lines = future.result()
+        except BrokenProcessPool:
+            _drop_pool(wait=False)
+            failure = failure or RuntimeError(
+                f"{topic}: an ingestion worker process died; the files it committed are kept and the next "
+                "run reads what is missing"
+            )
+            continue
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other workers finished
+            failure = failure or exc
+            continue
+        for line in lines:
+            log(line)
+        report.add(part)
+        report.worker_peak_rss_mib += part.worker_peak_rss_mib
+    if failure is not None:
+        raise failure
+
+
+def _ingest_share(
+    root: str,
+    bootstrap: str,
+    topic: str,
+    group: str,
+    rounds: list[dict[int, tuple[int, int]]],
+    chunk_messages: int,
+    consumer_extra: dict | None,
+) -> tuple[IngestReport, list[str]]:
+    """In a worker process: store `rounds` in bronze. The group's offsets are left to the parent, which
+    commits them once every share is stored (a share's end is not the partition's read position)."""
+    lines: list[str] = []
+    lake = NotificationLake(root)
+    report = IngestReport(topic=topic, targets={})
+    client = consumer(bootstrap, group, consumer_extra)
+    try:
+        _ingest_rounds(lake, client, bootstrap, topic, rounds, chunk_messages, report, lines.append, False)
+    finally:
+        client.close()
+    report.worker_peak_rss_mib = [_peak_rss_mib()]
+    return report, lines
+
+
+def _peak_rss_mib() -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _commit_group_offsets(
+    client,  # noqa: ANN001 - confluent_kafka.Consumer
+    lake: NotificationLake,
+    topic: str,
+    partitions: list[int],
+    log: Log,
+) -> None:
+    """Mirror bronze in the consumer group: per partition, the end of the first stored stretch (the next
+    offset a plain consumer would read)."""
+    coverage = lake.coverage(topic)
+    commits = [TopicPartition(topic, p, coverage[p][0][1]) for p in sorted(partitions) if coverage.get(p)]
+    if not commits:
+        return
+    try:
+        client.commit(offsets=commits, asynchronous=False)
+    except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
+        log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
 
 
 def _ingest_round(
@@ -108,6 +330,7 @@ def _ingest_round(
     report: IngestReport,
     writer: ThreadPoolExecutor,
     log: Log,
+    commit_group: bool = True,
 ) -> None:
     """Read the ranges; each polled batch is parsed on a worker thread while the next one is read (Polars
     releases the GIL), and every `chunk_messages` the parsed batches are committed as one bronze file per
@@ -127,7 +350,7 @@ def _ingest_round(
                 if pending is not None:
                     pending.result()  # one chunk in flight: bounded memory, errors surface here
                 job = (parsed, chunk_size, spans)
-                pending = writer.submit(_store_chunk, lake, client, topic, job, report, log)
+                pending = writer.submit(_store_chunk, lake, client, topic, job, report, log, commit_group)
                 parsed, chunk_size = [], 0
                 chunk_start = {p: positions[p] for p in chunk_start}
             if final and pending is not None:
@@ -152,15 +375,18 @@ def _store_chunk(
     job: tuple[list[Future[ParsedBatch]], int, dict[int, tuple[int, int]]],
     report: IngestReport,
     log: Log,
+    commit_group: bool = True,
 ) -> None:
     batches, messages, spans = job
     results = [f.result() for f in batches]
-    events = pl.concat([r.events for r in results]) if results else EMPTY.events
-    dead = pl.concat([r.dead_letters for r in results]) if results else EMPTY.dead_letters
+    del batches
     commits = []
+    stored_events = stored_dead = 0
     for p, (s, e) in sorted(spans.items()):
-        ev = events.filter(events["partition"] == p)
-        dl = dead.filter(dead["partition"] == p)
+        # One partition's rows at a time: the chunk is never copied whole.
+        ev = _rows_of(p, [r.events for r in results], EMPTY.events)
+        dl = _rows_of(p, [r.dead_letters for r in results], EMPTY.dead_letters)
+        stored_events, stored_dead = stored_events + ev.height, stored_dead + dl.height
         for c in lake.commit(topic, p, s, e, ev, dl):
             summary = lake.summary(c)
             report.events += summary.events
@@ -170,13 +396,40 @@ def _store_chunk(
                 report.max_event_time_us = max(report.max_event_time_us or 0, summary.max_event_time)
             report.files.append(c.name)
         commits.append(TopicPartition(topic, p, e))
+        del ev, dl
+    del results
+    release_free_memory()
     report.messages += messages
+    log(f"{topic}: stored {_describe_ranges(spans)}: {stored_events} events, {stored_dead} dead letters")
+    if not commit_group:
+        return
     # After the files are durable: the group's offsets follow bronze (advisory, for lag dashboards).
     try:
         client.commit(offsets=commits, asynchronous=False)
     except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
         log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
-    log(f"{topic}: stored {_describe_ranges(spans)}: {events.height} events, {dead.height} dead letters")
+
+
+def _rows_of(partition: int, frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
+    parts = [f.filter(f["partition"] == partition) for f in frames]
+    return pl.concat(parts) if parts else empty
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise): a long-lived ingester's resident
+    memory then follows its chunk size, not the history of its chunks. No-op off glibc."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 def _describe(targets: dict[int, int]) -> str:
@@ -187,4 +440,4 @@ def _describe_ranges(ranges: dict[int, tuple[int, int]]) -> str:
     return ", ".join(f"[{p}] {s}-{e}" for p, (s, e) in sorted(ranges.items()))
 
 
-__all__ = ["IngestReport", "KafkaUnavailable", "ingest", "plan"]
+__all__ = ["IngestReport", "KafkaUnavailable", "ingest", "plan", "split_rounds", "worker_count"]

@@ -65,3 +65,8 @@ def test_messages_past_the_range_end_are_left_for_the_next_run():
 def test_a_range_ending_on_a_transaction_marker_ends_at_the_end_of_partition():
     polls = [[Msg(0, 0)], [eof(0, 2)]]  # offset 1 is a marker: it never arrives as a message
     assert read(polls, {0: (0, 2)}) == [(0, 0)]
+
+
+def test_a_slice_ending_on_a_transaction_marker_inside_the_partition_ends_at_the_next_message():
+    polls = [[Msg(0, 0), Msg(0, 2), Msg(0, 3)]]  # offset 1 is a marker; the slice [0, 2) ends before 2
+    assert read(polls, {0: (0, 2)}) == [(0, 0)]
