@@ -82,12 +82,6 @@ def embedded_broker() -> Iterator[str]:
         proc.wait(10)
 
 
-def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run `fn(*args)` in a fresh spawned process (so its peak RSS is its own) and return its result."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
-        return pool.submit(fn, *args).result()
-
-
 def _status_mib(field: str) -> float:
     """A memory field of /proc/self/status (VmHWM: peak RSS, VmRSS: current RSS) in MiB."""
     try:
@@ -347,6 +341,25 @@ def run_peer(bootstrap: str, topic: str, group: str, prefix_messages: int) -> di
     }
 
 
+def run_peer_in_its_env(bootstrap: str, topic: str, group: str, prefix_messages: int) -> dict[str, Any]:
+    """quixstreams pins confluent-kafka < 2.13, ours uses a newer one: the peer runs in its own environment
+    (QP_BENCH_PEER_PYTHON, set up by scripts/bench.sh from benchmarks/requirements-peer-stream.txt), as a
+    child process of this script, and answers its figures as one JSON line."""
+    python = os.environ.get("QP_BENCH_PEER_PYTHON") or sys.executable
+    done = subprocess.run(
+        [python, __file__, "--run-peer", bootstrap, topic, group, str(prefix_messages)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the quixstreams peer failed ({python}); set QP_BENCH_PEER_PYTHON to a Python with "
+            f"benchmarks/requirements-peer-stream.txt installed:\n{done.stderr[-3000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # --- freshness ---------------------------------------------------------------------------------------------
 
 
@@ -476,6 +489,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-peer"]:  # the peer's own process (see run_peer_in_its_env)
+        bootstrap, topic, group, prefix = argv[1:5]
+        print(json.dumps(run_peer(bootstrap, topic, group, int(prefix))), flush=True)
+        return 0
     args = _args(argv)
     n = args.messages
     sizes = {"N/4": n // 4, "N/2": n // 2, "N": n}
@@ -498,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def peer_on(topic: str) -> None:
             prefix = min(args.peer_messages, args.slice, n)
-            peer.update(in_child(run_peer, bootstrap, topic, "peer-quixstreams", prefix))
+            peer.update(run_peer_in_its_env(bootstrap, topic, "peer-quixstreams", prefix))
             print(
                 f"quixstreams: first {peer['messages']:,} messages of the N stream in {peer['seconds']:.1f}s"
                 f" = {peer['events_per_s']:,.0f} ev/s (startup {peer['startup_s']:.1f}s not counted);"

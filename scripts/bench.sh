@@ -12,5 +12,14 @@ if ! cmp -s benchmarks/requirements.txt .venv/.installed-bench 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
   cp benchmarks/requirements.txt .venv/.installed-bench
 fi
+if [ "$name" = notification_stream ]; then
+  # The peer (quixstreams) needs an older confluent-kafka than the platform: its own environment.
+  [ -x .venv-peer/bin/python ] || "$(command -v python3.11 || command -v python3)" -m venv .venv-peer
+  if ! cmp -s benchmarks/requirements-peer-stream.txt .venv-peer/.installed 2>/dev/null; then
+    .venv-peer/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements-peer-stream.txt
+    cp benchmarks/requirements-peer-stream.txt .venv-peer/.installed
+  fi
+  export QP_BENCH_PEER_PYTHON="$PWD/.venv-peer/bin/python"
+fi
 export PYTHONDONTWRITEBYTECODE=1
 exec .venv/bin/python "benchmarks/$name.py" "$@"
