@@ -32,7 +32,6 @@ __all__ = [
     "ChatbotInputError",
     "ChatbotReadResult",
     "chatbot_report",
-    "chatbot_report_lazy",
     "empty_chatbot_result",
     "flow_table",
     "flow_tables",
@@ -62,6 +61,10 @@ REPORT_SCHEMA = pl.Schema(
 # "Later in file order" breaks ties between answers with the same timestamp.
 FILE_ORDER: tuple[str, ...] = ("file", "position", "key_index")
 DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# The report packs integer ids into one UInt64 sort key while they fit; a (flow, key) lookup table is used
+# while it stays this small (else a join).
+_PACKED_BITS = 64
+_KEY_TABLE_LIMIT = 1 << 24
 
 _CHUNK = 1 << 20
 _SPACES = re.compile(r"[ \t\r\n]*")
@@ -443,68 +446,154 @@ def _iter_json_array(fh: TextIO, file: str) -> Iterator[Any]:
         raise stream.error("invalid JSON: data after the end of the array")
 
 
-def chatbot_report_lazy(answers: pl.DataFrame | pl.LazyFrame, *, in_file_order: bool = False) -> pl.LazyFrame:
-    """The lazy query behind ``chatbot_report``. ``in_file_order=True`` promises the rows already come in
-    file order (``FILE_ORDER``: what the readers and the warehouse give), which saves a sort."""
-    lf = answers.lazy()
-    if not in_file_order:
-        lf = lf.sort(FILE_ORDER)
-    ts_type = lf.collect_schema()["timestamp"]
-    ts = pl.col("timestamp")
-    # Report times are UTC whatever zone the answers carry; naive timestamps are taken as UTC.
-    if isinstance(ts_type, pl.Datetime) and ts_type.time_zone is None:
-        ts = ts.dt.replace_time_zone("UTC")
-    else:
-        ts = ts.dt.convert_time_zone("UTC")
-    session = ["customer", "flow", "session"]
-    # "Later" = later timestamp, then later in file order, which the row number now stands for: two
-    # integers to compare instead of a timestamp, a file name and two positions.
-    order = ["timestamp", "_seq"]
-    # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
-    valid = (
-        lf.with_row_index("_seq")
-        .with_columns(ts.alias("timestamp"), pl.col("value").str.strip_chars())
-        .filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
-        .select(*session, "key", "value", *order)
-    )
-    # Sessions are few next to answers: sorting them (not the report's rows) gives the output order as an
-    # integer rank, so the final sort compares integers instead of three strings per row.
-    sessions = (
-        valid.group_by(session)
-        .agg(
-            pl.col("timestamp").min().dt.strftime(DT_FORMAT).alias("first_answer_dt"),
-            pl.col("timestamp").max().dt.strftime(DT_FORMAT).alias("last_answer_dt"),
-        )
-        .sort(session)
-        .with_row_index("_rank")
-    )
-    # The latest answer wins; on equal timestamps, the later one in file order.
-    latest = valid.group_by(*session, "key").agg(pl.col("value").sort_by(order).last())
-    # A key's column position within its flow: the order of the keys' first valid answers (ties in file
-    # order), numbered within each flow.
-    key_order = (
-        valid.select("flow", "key", *order)
-        .sort(order)
-        .unique(["flow", "key"], keep="first", maintain_order=True)
-        .select("flow", "key", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("flow").alias("key_order"))
-    )
-    return (
-        latest.join(sessions, on=session)
-        .join(key_order, on=["flow", "key"])
-        .sort("_rank", "key_order")
-        .select(REPORT_SCHEMA.names())
-    )
-
-
 def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Per (customer, flow, session) with at least one valid answer, in long form.
 
     Columns: customer, flow, session, first_answer_dt, last_answer_dt (UTC, ``YYYY-MM-DDTHH:MM:SS``),
     key, value (the key's latest valid answer, trimmed) and key_order (the key's column position
-    within its flow, from 1). ``flow_table`` turns one flow into the wide table.
+    within its flow, from 1), sorted by customer, flow, session, key_order. ``flow_table`` turns one
+    flow into the wide table.
+
+    Strings are hashed once into integer ids; the rest is two stable integer sorts and a group-by on a
+    sorted integer: latest answers, first/last times and column order need no join on strings.
     """
-    in_order = isinstance(answers, pl.DataFrame) and _in_file_order(answers)
-    return chatbot_report_lazy(answers, in_file_order=in_order).collect().cast(dict(REPORT_SCHEMA))
+    frame = answers.collect() if isinstance(answers, pl.LazyFrame) else answers
+    if not _in_file_order(frame):
+        frame = frame.sort(FILE_ORDER, maintain_order=True)
+    # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds.
+    # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
+    valid = (
+        frame.lazy()
+        .select(
+            "customer",
+            "flow",
+            "session",
+            "key",
+            pl.col("timestamp").dt.epoch("us").alias("micros"),
+            pl.col("value").str.strip_chars(),
+        )
+        .filter(pl.col("value") != "")
+        .collect()
+    )
+    if valid.height == 0:
+        return pl.DataFrame(schema=REPORT_SCHEMA)
+    micros = valid["micros"]
+    key = _ids(valid["key"])
+    keys = int(key.max()) + 1
+    (customer, _), (flow, flows), (session, sessions) = (
+        _lexical_ids(valid[c]) for c in ("customer", "flow", "session")
+    )
+    # Each answer's rank in time, ties in file order (the rows are in file order: a stable sort keeps it).
+    by_time = pl.arg_sort_by(pl.col("micros"), maintain_order=True)
+    in_time = valid.select(by_time).to_series()
+    rank = _inverse(in_time)
+    # A key's column position within its flow: the order of the keys' first valid answers.
+    flow_key = flow.cast(pl.UInt64) * keys + key.cast(pl.UInt64)
+    firsts = (
+        pl.DataFrame({"flow_key": flow_key, "rank": rank})
+        .group_by("flow_key")
+        .agg(pl.col("rank").min())
+        .sort("rank")
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(pl.col("flow_key") // keys).alias("order")
+        )
+    )
+    if flows * keys <= _KEY_TABLE_LIMIT:
+        table = pl.zeros(flows * keys, dtype=pl.UInt32, eager=True).scatter(
+            firsts["flow_key"], firsts["order"]
+        )
+        key_order = table.gather(flow_key)
+    else:
+        key_order = flow_key.to_frame("flow_key").join(
+            firsts, on="flow_key", how="left", maintain_order="left"
+        )["order"]
+    # Rows in time order, then stably by (session, key_order): each (session, key)'s rows are together, the
+    # latest last, and the runs come in the report's order.
+    order_bits = _bits(int(firsts["order"].max()))
+    session_id = _session_ids(customer, flow, flows, session, sessions, order_bits)
+    cell = (session_id * (1 << order_bits) + key_order.cast(pl.UInt64)).gather(in_time)
+    by_cell = cell.to_frame("cell").select(pl.arg_sort_by("cell", maintain_order=True)).to_series()
+    rows = in_time.gather(by_cell)
+    cell = cell.gather(by_cell)
+    latest = (cell != cell.shift(-1)).fill_null(True)
+    session_of_row = (cell // (1 << order_bits)).set_sorted()
+    per_session = (
+        pl.DataFrame({"session": session_of_row, "micros": micros.gather(rows), "row": rows})
+        .group_by("session", maintain_order=True)
+        .agg(
+            pl.col("micros").min().alias("first"), pl.col("micros").max().alias("last"), pl.col("row").first()
+        )
+    )
+    times = per_session.select(
+        pl.from_epoch(pl.col(c), "us").dt.strftime(DT_FORMAT).alias(f"{c}_answer_dt")
+        for c in ("first", "last")
+    )
+    per_session = pl.concat([valid.select(SESSION_COLUMNS[:3])[per_session["row"]], times], how="horizontal")
+    kept = rows.filter(latest)
+    kept_session = session_of_row.filter(latest)
+    session_index = (kept_session != kept_session.shift(1)).fill_null(True).cum_sum() - 1
+    key_text = valid["key"].gather(_representatives(key, keys))
+    return pl.concat(
+        [
+            per_session[session_index],
+            pl.DataFrame(
+                [
+                    key_text.gather(key.gather(kept)),
+                    valid["value"].gather(kept),
+                    key_order.gather(kept).cast(pl.Int64).alias("key_order"),
+                ]
+            ),
+        ],
+        how="horizontal",
+    ).select(REPORT_SCHEMA.names())
+
+
+def _session_ids(
+    customer: pl.Series, flow: pl.Series, flows: int, session: pl.Series, sessions: int, spare_bits: int
+) -> pl.Series:
+    """(customer, flow, session) ranks as one integer ordered like the three texts, leaving ``spare_bits``
+    free below it: the three ranks packed side by side, or their dense rank when they do not fit."""
+    flow_bits, session_bits = _bits(flows - 1), _bits(sessions - 1)
+    if _bits(int(customer.max())) + flow_bits + session_bits + spare_bits <= _PACKED_BITS:
+        return (
+            customer.cast(pl.UInt64) * (1 << (flow_bits + session_bits))
+            + flow.cast(pl.UInt64) * (1 << session_bits)
+            + session.cast(pl.UInt64)
+        )
+    triples = pl.DataFrame({"c": customer, "f": flow, "s": session})
+    return triples.select(pl.struct("c", "f", "s").rank("dense").cast(pl.UInt64) - 1).to_series()
+
+
+def _bits(largest: int) -> int:
+    return max(largest.bit_length(), 1)
+
+
+def _ids(texts: pl.Series) -> pl.Series:
+    """A dense integer per distinct text (0, 1, ... in order of first appearance): one hashing pass."""
+    return texts.cast(pl.Categorical(pl.Categories.random())).to_physical()
+
+
+def _representatives(ids: pl.Series, count: int) -> pl.Series:
+    """For each id, a row holding it."""
+    return pl.zeros(count, dtype=pl.UInt32, eager=True).scatter(
+        ids, pl.int_range(0, len(ids), dtype=pl.UInt32, eager=True)
+    )
+
+
+def _inverse(permutation: pl.Series) -> pl.Series:
+    size = len(permutation)
+    return pl.zeros(size, dtype=pl.UInt32, eager=True).scatter(
+        permutation, pl.int_range(0, size, dtype=pl.UInt32, eager=True)
+    )
+
+
+def _lexical_ids(texts: pl.Series) -> tuple[pl.Series, int]:
+    """Per row, the rank of its text among the distinct texts (so integers sort as the texts do), and how
+    many distinct texts there are. Only the distinct texts are sorted."""
+    ids = _ids(texts)
+    count = int(ids.max()) + 1
+    ranks = _inverse(texts.gather(_representatives(ids, count)).arg_sort())
+    return ranks.gather(ids), count
 
 
 def _in_file_order(answers: pl.DataFrame) -> bool:

@@ -546,6 +546,52 @@ def test_the_report_does_not_depend_on_the_order_of_the_rows() -> None:
         assert_frame_equal(chatbot_report(shuffled.lazy()), expected)
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["ids packed in one integer", "ids too wide to pack"])
+def test_sessions_are_whole_triples_in_text_order_however_the_ids_are_built(
+    monkeypatch, packed: bool
+) -> None:
+    if not packed:  # what a day with too many customers, flows, sessions or keys to pack takes
+        monkeypatch.setattr(chatbot, "_PACKED_BITS", 0)
+        monkeypatch.setattr(chatbot, "_KEY_TABLE_LIMIT", 0)
+    rows = answers(
+        ("C2", "F1", "S9", "13:00:00", "b", "late customer first", "h13", 0, 0),
+        ("C10", "F1", "S9", "13:00:01", "a", "same session text, other customer", "h13", 1, 0),
+        ("C10", "F2", "S9", "13:00:02", "z", "same again, other flow", "h13", 2, 0),
+        ("C10", "F1", "S10", "13:00:03", "b", "x", "h13", 3, 0),
+        ("C2", "F1", "S9", "13:00:04", "a", "y", "h13", 4, 0),
+        ("C10", "F1", "S9", "13:00:05", "b", "", "h13", 5, 0),
+    )
+
+    assert_frame_equal(
+        chatbot_report(rows),
+        report(
+            ("C10", "F1", "S10", "2019-12-16T13:00:03", "2019-12-16T13:00:03", "b", "x", 1),
+            (
+                "C10",
+                "F1",
+                "S9",
+                "2019-12-16T13:00:01",
+                "2019-12-16T13:00:01",
+                "a",
+                "same session text, other customer",
+                2,
+            ),
+            (
+                "C10",
+                "F2",
+                "S9",
+                "2019-12-16T13:00:02",
+                "2019-12-16T13:00:02",
+                "z",
+                "same again, other flow",
+                1,
+            ),
+            ("C2", "F1", "S9", "2019-12-16T13:00:00", "2019-12-16T13:00:04", "b", "late customer first", 1),
+            ("C2", "F1", "S9", "2019-12-16T13:00:00", "2019-12-16T13:00:04", "a", "y", 2),
+        ),
+    )
+
+
 def test_flow_tables_gives_every_flows_table_at_once(tmp_path: Path) -> None:
     path = write_hour(
         tmp_path / "hour=13.json",
