@@ -16,7 +16,8 @@ One run:
    ours   `notifications_report` + `write_notifications_report` (lazy scan, streamed slices, sink);
    pandas `read_parquet` with the customer and time filters pushed down, sort, `drop_duplicates`, `to_csv`;
    both files must be byte-identical;
-   ours is also run on a quarter of the day (6 hours), to show memory staying flat as rows grow.
+   ours is also run on a quarter of the day (6 hours), to show memory staying flat as rows grow, and, on the
+   day pandas runs on, to the other --formats (parquet, json lines) to show what each writer costs.
 
 pandas holds the whole day in memory (~280 MiB per million messages here), so it cannot run a 100-million
 day on a 24 GiB machine: when --rows is above --peer-rows, steps 1-3 run twice, ours alone on --rows and
@@ -267,14 +268,14 @@ def same_billing(root: str) -> bool:
 # --- export ------------------------------------------------------------------------------------------------
 
 
-def ours_export(root: str, hours: int, output: str) -> dict[str, Any]:
+def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[str, Any]:
     from quarantine_platform.exports.notifications import notifications_report, write_notifications_report
 
     baseline = peak_mib()
     started = time.perf_counter()
     start = day_window()[0]
     report = notifications_report(root, TOPIC, BIG_CUSTOMER, start, start + dt.timedelta(hours=hours), "UTC")
-    rows = write_notifications_report(report, "csv", output)
+    rows = write_notifications_report(report, fmt, output)
     seconds = time.perf_counter() - started
     return {
         "rows": rows,
@@ -360,6 +361,11 @@ def run_scale(work: Path, rows: int, args: argparse.Namespace, with_pandas: bool
             results["export_identical"] = md5(output) == md5(theirs)
             os.unlink(theirs)
         os.unlink(output)
+    if with_pandas:  # the other formats, ours only, on the day pandas also runs on
+        for fmt in filter(None, args.formats.split(",")):
+            output = str(work / f"export_ours_24h.{fmt}")
+            step(f"export_ours_24h_{fmt}", ours_export, root, 24, output, fmt)
+            os.unlink(output)
     return results
 
 
@@ -379,6 +385,12 @@ def main() -> int:
     parser.add_argument("--resend-rate", type=float, default=0.01)
     parser.add_argument(
         "--keep", default=None, help="work folder to keep (default: a temporary one, removed)"
+    )
+    parser.add_argument(
+        "--formats",
+        default="parquet,json",
+        help="other formats of the whole-day export to time (ours only, on the --peer-rows day); "
+        "xlsx is possible but slow",
     )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -425,7 +437,8 @@ def report(results: dict[str, Any]) -> None:
         print(_line("billing pandas", rows, results["billing_pandas"]))
         speed = results["billing_pandas"]["seconds"] / results["billing_ours"]["seconds"]
         print(f"billing ours vs pandas: {speed:.1f}x faster; results equal: {results['billing_equal']}")
-    for key in ("export_ours_6h", "export_ours_24h", "export_pandas_24h"):
+    exports = [k for k in results if k.startswith("export_ours_24h_")]
+    for key in ("export_ours_6h", "export_ours_24h", "export_pandas_24h", *exports):
         if key in results:
             print(_line(key.replace("_", " "), results[key]["rows"], results[key]))
     if "export_pandas_24h" in results:

@@ -5,9 +5,9 @@ event time, streamed so that a customer's day of millions of rows takes bounded 
 How it stays bounded, in three passes over that customer's rows of the bronze files of the window:
 1. per-minute counts of the customer's rows (two narrow columns): the total for the progress bar, and the
    cut of the window into time slices of at most SLICE_ROWS rows;
-2. the re-sent message ids: per local day, the 64-bit hashes of message_id seen more than once (sorted 8-byte
-   hashes, in buckets of at most DUP_BUCKET_ROWS rows); their rows are then deduplicated exactly
-   (`first_copies`), which gives the few (partition, offset) that are not first copies;
+2. the re-sent message ids: per local day, the message keys (64-bit hashes of message_id, stored in bronze)
+   seen more than once (sorted 8-byte keys, in buckets of at most DUP_BUCKET_ROWS rows); their rows are then
+   deduplicated exactly (`first_copies`), which gives the few (partition, offset) that are not first copies;
 3. slice by slice, in time order: the slice's rows minus those copies, sorted, handed to the writer.
 The report is a LazyFrame backed by a Python source that yields the slices, so the sinks pull one slice at a
 time. A message_id is deduplicated within its customer's rows (re-sends carry the customer of the original).
@@ -32,8 +32,8 @@ from quarantine_platform.errors import UserError
 from quarantine_platform.exports.formats import Progress, format_for, write_table
 from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window
 from quarantine_platform.storage.notification_lake import NotificationLake
-from quarantine_platform.transforms.billing import MESSAGE_HASH_SEED, day_bounds, repeated_values
-from quarantine_platform.transforms.notifications import UTC_US, first_copies
+from quarantine_platform.transforms.billing import day_bounds, repeated_values
+from quarantine_platform.transforms.notifications import MESSAGE_KEY, UTC_US, first_copies
 
 EXPORT_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime")
 EXPORT_SCHEMA = pl.Schema(
@@ -120,10 +120,11 @@ def _later_copies(
     timezone: str,
 ) -> pl.DataFrame:
     """(partition, offset, event_time) of the customer's rows that are re-sent copies. Per local day: the
-    64-bit hashes of the message ids, sorted (in buckets of at most DUP_BUCKET_ROWS rows), give the hashes
-    seen twice; the rows with those hashes are few and are settled exactly on message_id by `first_copies`."""
+    message keys (64-bit hashes of the message ids), sorted (in buckets of at most DUP_BUCKET_ROWS rows),
+    give the keys seen twice; the rows with those keys are few and are settled exactly on message_id by
+    `first_copies` (so two ids with the same key are both kept)."""
     found = [pl.DataFrame(schema={"partition": pl.Int32, "offset": pl.Int64, "event_time": UTC_US})]
-    hashed = pl.col("message_id").hash(MESSAGE_HASH_SEED)
+    key = pl.col(MESSAGE_KEY)
     for day_start, day_end in _dedup_days(start, end, timezone):
         day = scan_window(files, day_start, day_end).filter(pl.col("customer_id") == customer_id)
         rows = int(
@@ -132,7 +133,7 @@ def _later_copies(
         buckets = max(1, -(-rows // DUP_BUCKET_ROWS))
         repeated = []
         for bucket in range(buckets):
-            part = day.select(_h=hashed)
+            part = day.select(_h=key)
             if buckets > 1:
                 part = part.filter(pl.col("_h") % buckets == bucket)
             repeated.append(repeated_values(part.collect(engine="streaming").to_series()))
@@ -140,7 +141,7 @@ def _later_copies(
         if keys.is_empty():
             continue
         candidates = (
-            day.filter(hashed.is_in(pl.lit(keys).implode()))
+            day.filter(key.is_in(keys.implode()))
             .select("partition", "offset", "event_time", "message_id")
             .collect(engine="streaming")
         )

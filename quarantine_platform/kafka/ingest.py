@@ -208,8 +208,8 @@ def _workers_pool(size: int) -> ProcessPoolExecutor:
             _pool_size = size
             # A multiprocessing child (Dagster's multiprocess executor runs steps in one) joins its children
             # when it ends, before the interpreter's own exit hooks would stop the pool: idle workers would
-            # keep it waiting forever. A finalizer of priority >= 0 runs before that join; above 10, before the
-            # pool's own queues are closed by theirs.
+            # keep it waiting forever. A finalizer of priority >= 0 runs before that join; above 10, before
+            # the pool's own queues are closed by theirs.
             multiprocessing.util.Finalize(None, _drop_pool, exitpriority=100)
         return _pool
 

@@ -10,13 +10,21 @@ import numpy as np
 import polars as pl
 
 from quarantine_platform.storage.notification_lake import NotificationLake
-from quarantine_platform.transforms.notifications import EVENTS_SCHEMA
+from quarantine_platform.transforms.notifications import (
+    EVENTS_SCHEMA,
+    MESSAGE_KEY,
+    message_key,
+    message_key_recipe,
+)
+
+WINDOW_SCHEMA = pl.Schema({**EVENTS_SCHEMA, MESSAGE_KEY: pl.UInt64})
 
 
 @dataclass(frozen=True)
 class BronzeFile:
     path: str
     minutes: np.ndarray | None  # sorted epoch seconds of the event minutes present; None: not recorded
+    key_recipe: str | None = None  # recipe of the file's message_key column; None: no such column
 
     def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
         """Whether the file may hold an event of [start, end)."""
@@ -36,16 +44,29 @@ def bronze_files(lake: NotificationLake, topic: str | None) -> list[BronzeFile]:
             summary = lake.summary(committed)
             # No minutes recorded: no events, or a footer without the commit's metadata; scan it either way.
             minutes = np.sort(np.asarray(summary.minutes, dtype=np.int64)) if summary.minutes else None
-            found.append(BronzeFile(str(committed.path), minutes))
+            found.append(BronzeFile(str(committed.path), minutes, summary.key_recipe))
     return found
 
 
 def scan_window(files: list[BronzeFile], start: dt.datetime, end: dt.datetime) -> pl.LazyFrame:
     """The events of [start, end) from the files that may hold some (row groups are pruned further by the
-    scan's statistics)."""
-    paths = [f.path for f in files if f.overlaps(start, end)]
+    scan's statistics), with their `message_key` (WINDOW_SCHEMA): read from the files whose keys were made
+    the way this process makes them, computed from message_id for the others (files written before the
+    column existed, or by another Polars version), so that equal message_ids always have equal keys."""
+    paths = [f for f in files if f.overlaps(start, end)]
     if not paths:
-        return pl.LazyFrame(schema=EVENTS_SCHEMA)
-    return pl.scan_parquet(paths, schema=EVENTS_SCHEMA).filter(
-        (pl.col("event_time") >= start) & (pl.col("event_time") < end)
-    )
+        return pl.LazyFrame(schema=WINDOW_SCHEMA)
+    recipe = message_key_recipe()
+    keyed = [f.path for f in paths if f.key_recipe == recipe]
+    unkeyed = [f.path for f in paths if f.key_recipe != recipe]
+    scans = []
+    if keyed:
+        scans.append(pl.scan_parquet(keyed, schema=WINDOW_SCHEMA))
+    if unkeyed:
+        scans.append(
+            pl.scan_parquet(unkeyed, schema=EVENTS_SCHEMA, extra_columns="ignore").with_columns(
+                message_key(pl.col("message_id"))
+            )
+        )
+    events = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
+    return events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))

@@ -9,6 +9,10 @@ file + rename), under a per-topic lock, and only for offsets no committed file c
 overlap, a range is stored once whatever crashes in between, and re-running a range is a no-op. `seq` numbers
 commits in order, which lets the minutes sensor read only what is new. A dead-letter file counts only when its
 events twin exists.
+
+An events file holds the EVENTS_SCHEMA columns plus `message_key` (UInt64 hash of message_id, see
+`transforms.notifications.message_key`), whose recipe its footer records; files written before that column
+existed have neither, and readers compute the key from message_id for them (storage/bronze_window.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import pyarrow.parquet as pq
 from quarantine_platform.transforms.notifications import (
     DEAD_LETTERS_SCHEMA,
     EVENTS_SCHEMA,
+    message_key,
+    message_key_recipe,
     touched_minutes,
 )
 
@@ -58,6 +64,7 @@ class RangeSummary:
     dead_letters: int
     minutes: list[int]  # epoch seconds of the event minutes present
     max_event_time: int | None  # epoch microseconds
+    key_recipe: str | None = None  # recipe of the file's message_key column; None: the file has none
 
 
 def _file_name(seq: int, partition: int, start: int, end: int) -> str:
@@ -136,6 +143,7 @@ class NotificationLake:
             dead_letters=int(info.get("dead_letters", 0)),
             minutes=list(info.get("minutes", [])),
             max_event_time=info.get("max_event_time"),
+            key_recipe=info.get("message_key"),
         )
 
     def scan_events(self, topic: str | None = None) -> pl.LazyFrame:
@@ -144,7 +152,8 @@ class NotificationLake:
         files = [str(c.path) for t in topics for c in self.committed(t)]
         if not files:
             return pl.LazyFrame(schema=EVENTS_SCHEMA)
-        return pl.scan_parquet(files, schema=EVENTS_SCHEMA)
+        # Newer files also hold message_key, which is not part of the event.
+        return pl.scan_parquet(files, schema=EVENTS_SCHEMA, extra_columns="ignore")
 
     def scan_dead_letters(self, topic: str | None = None) -> pl.LazyFrame:
         topics = [topic] if topic else self.topics()
@@ -191,6 +200,7 @@ class NotificationLake:
         if end <= start:
             return []
         done: list[CommittedRange] = []
+        recipe = message_key_recipe()
         with self._locked(topic):
             self._remove_orphans(topic)
             existing = self.committed(topic)
@@ -209,9 +219,11 @@ class NotificationLake:
                     "dead_letters": part_dead.height,
                     "minutes": touched_minutes(part_events),
                     "max_event_time": part_events["event_time"].dt.epoch("us").max(),
+                    "message_key": recipe,
                 }
                 path = self.events_dir(topic) / name
-                _write_atomic(part_events, path, meta)
+                keyed = part_events.select(*EVENTS_SCHEMA.names(), message_key(pl.col("message_id")))
+                _write_atomic(keyed, path, meta)
                 done.append(CommittedRange(seq, partition, s, e, path))
         return done
 

@@ -59,6 +59,28 @@ COUNTS_SCHEMA = pl.Schema(
 )
 
 
+# --- message_key: a 64-bit hash of message_id that bronze files store beside it ----------------------------
+
+MESSAGE_KEY = "message_key"
+MESSAGE_KEY_SEED = 20200203
+# Strings of the different lengths Polars hashes differently (empty, inline up to 12 bytes, longer).
+_KEY_PROBES = ("", "a", "123456789012", "1234567890123", "f47ac10b-58cc-4372-a567-0e02b2c3d479", "x" * 100)
+
+
+def message_key(message_id: pl.Expr) -> pl.Expr:
+    """A UInt64 hash of message_id: equal ids have equal keys; different ids rarely do, so whoever
+    deduplicates on it must settle equal keys on message_id itself."""
+    return message_id.hash(MESSAGE_KEY_SEED).alias(MESSAGE_KEY)
+
+
+def message_key_recipe() -> str:
+    """What identifies the keys this process computes. Polars guarantees its hash only within one version
+    (and build), so a file records the recipe of its keys and a reader uses them only when its own recipe
+    is the same; otherwise it recomputes the keys from message_id."""
+    probes = pl.Series(_KEY_PROBES, dtype=pl.String).hash(MESSAGE_KEY_SEED).to_list()
+    return f"polars-hash seed={MESSAGE_KEY_SEED} probes={','.join(map(str, probes))}"
+
+
 @dataclass(frozen=True)
 class ParsedBatch:
     events: pl.DataFrame
