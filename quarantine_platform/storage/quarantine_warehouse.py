@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from quarantine_platform import settings
 from quarantine_platform.errors import UserError
@@ -21,15 +22,18 @@ from quarantine_platform.transforms.quarantine import TABLE_SCHEMA
 
 TABLE = "quarantine_global"
 LOADS_TABLE = "quarantine_loads"
+_BATCH_ROWS = 2 * 122_880  # two DuckDB row groups
 
 # No primary key on purpose: the asset check `quarantine_key_unique` is what guards (data_carga, id_cliente,
 # canal), and an index over every load date's millions of rows would slow each day's insert.
+# email and telefone (nearly one value per row) use zstd: DuckDB's default for them (dictionary + FSST) costs
+# ~1.5 times the CPU of zstd to write, for ~25% less space (measured: 3.25M rows, 59 vs 79 MiB a day).
 _DDL = f"""
 create table if not exists {TABLE} (
     id_cliente bigint not null,
     canal varchar not null,
-    email varchar,
-    telefone varchar,
+    email varchar using compression zstd,
+    telefone varchar using compression zstd,
     assunto varchar,
     data_envio date not null,
     qtd_dias integer not null,
@@ -56,10 +60,15 @@ def replace_load_dates(
     and a failure part-way (a bad source, a crash) leaves every load date as it was."""
     ensure_tables(con)
     written: dict[dt.date, int] = {}
+    # Row order within a load date means nothing (every reader sorts or aggregates). Keeping it makes DuckDB
+    # append through one ordered collection that the checkpoint then rewrites: ~40% more CPU, and a file
+    # that grows by the rewritten copy. Unordered, each thread compresses and writes its own row groups.
+    keep_order = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("set preserve_insertion_order = false")
     con.execute("begin transaction")
     try:
         for load_date, table in tables:
-            rows = table.select(TABLE_SCHEMA.names()).to_arrow()  # noqa: F841 (read by name in SQL)
+            rows = _in_batches(table.select(TABLE_SCHEMA.names()))  # noqa: F841 (read by name in SQL)
             con.execute(f"delete from {TABLE} where data_carga = ?", [load_date])
             con.execute(f"insert into {TABLE} select * from rows")
             con.execute(
@@ -71,7 +80,17 @@ def replace_load_dates(
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        con.execute(f"set preserve_insertion_order = {str(bool(keep_order)).lower()}")
     return written
+
+
+def _in_batches(table: pl.DataFrame) -> pa.Table:
+    """The rows as Arrow record batches of at most _BATCH_ROWS rows, without a copy: DuckDB shares the batches
+    out among its threads (one large batch would be appended by one thread alone), and reads Polars' strings
+    as Arrow string views (the default, large_string, copies every string and costs DuckDB more to read)."""
+    arrow = table.to_arrow(compat_level=pl.CompatLevel.newest())
+    return pa.Table.from_batches(arrow.to_batches(max_chunksize=_BATCH_ROWS), schema=arrow.schema)
 
 
 def loaded_dates(con: duckdb.DuckDBPyConnection) -> list[dt.date]:

@@ -276,7 +276,9 @@ def test_restricted_and_fraud_block_every_channel():
     assert blocking_channels(rules(), "Restritos") == ["Restritos", "Fraude"]
 
 
-def test_the_latest_send_is_the_plain_sort_and_pick_on_many_ties():
+# Small ids sort on one packed key; negative and huge ones on two columns: both give the same pick.
+@pytest.mark.parametrize("first_id", [1, -30, 2**61], ids=["packed_key", "negative_ids", "huge_ids"])
+def test_the_latest_send_is_the_plain_sort_and_pick_on_many_ties(first_id):
     """The sort-based pick equals the obvious one: order by data_envio desc, then assunto, email, telefone
     (nulls last), first row per (id_cliente, canal). Few customers and days, so most picks are ties."""
     rng = np.random.default_rng(8)
@@ -284,7 +286,7 @@ def test_the_latest_send_is_the_plain_sort_and_pick_on_many_ties():
     texts = ["a", "b", None]
     day = [dt.date(2024, 5, 20) + dt.timedelta(days=k) for k in range(4)]
     rows = [
-        send(int(i), str(c), day[k], assunto=texts[a], email=texts[e], telefone=texts[t])
+        send(int(i) + first_id - 1, str(c), day[k], assunto=texts[a], email=texts[e], telefone=texts[t])
         for i, c, k, a, e, t in zip(
             rng.integers(1, 60, n), rng.choice(["Marketing", "Restritos"], n), rng.integers(0, 4, n),
             rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 3, n), strict=True,
