@@ -109,6 +109,7 @@ def ours_worker(conn: Connection, bootstrap: str, topic: str, group: str) -> Non
     (exactly once; answers the messages read), "finish" counts the whole day's minutes and answers the
     figures, peak RSS (VmHWM) included."""
     from quarantine_platform.kafka.ingest import ingest, worker_count
+    from quarantine_platform.storage.bronze_window import bronze_files, scan_window
     from quarantine_platform.storage.notification_lake import NotificationLake
     from quarantine_platform.transforms.notifications import minute_counts
 
@@ -135,7 +136,11 @@ def ours_worker(conn: Connection, bootstrap: str, topic: str, group: str) -> Non
             conn.send(report.messages)
         peak_ingest = _status_mib("VmHWM") + workers_peak
         started = time.perf_counter()
-        counts = minute_counts(lake.scan_events(), day_start, day_start + dt.timedelta(days=1), "UTC")
+        day_end = day_start + dt.timedelta(days=1)
+        # As the counts asset reads bronze: the day's files, with their stored message keys.
+        counts = minute_counts(
+            scan_window(bronze_files(lake, None), day_start, day_end), day_start, day_end, "UTC"
+        )
         counts_s = time.perf_counter() - started
     conn.send(
         {
@@ -394,9 +399,10 @@ def produce_live(bootstrap: str, topic: str, rate: int, seconds: float) -> dict[
 def run_freshness(bootstrap: str, rate: int, seconds: float, poll: float) -> dict[str, Any]:
     """Produce a live stream in a child process while this process loops like the two sensors do."""
     from quarantine_platform.kafka.ingest import ingest
+    from quarantine_platform.storage.bronze_window import bronze_files, scan_window
     from quarantine_platform.storage.notification_lake import NotificationLake
     from quarantine_platform.transforms.minute_scheduling import MinuteState, plan_minutes
-    from quarantine_platform.transforms.notifications import minute_counts
+    from quarantine_platform.transforms.notifications import local_day_start, minute_counts
 
     topic, group = "bench-live", "bench-live-ours"
     computed: dict[int, float] = {}  # minute -> wall time its count was first computed
@@ -428,12 +434,12 @@ def run_freshness(bootstrap: str, rate: int, seconds: float, poll: float) -> dic
             state = plan.state
             for first, last in plan.ranges:
                 t0 = time.perf_counter()
-                minute_counts(
-                    lake.scan_events(topic),
-                    dt.datetime.fromtimestamp(first, dt.UTC),
-                    dt.datetime.fromtimestamp(last + 60, dt.UTC),
-                    "UTC",
+                window_start = dt.datetime.fromtimestamp(first, dt.UTC)
+                window_end = dt.datetime.fromtimestamp(last + 60, dt.UTC)
+                events = scan_window(
+                    bronze_files(lake, topic), local_day_start(window_start, "UTC"), window_end
                 )
+                minute_counts(events, window_start, window_end, "UTC")
                 count_times.append(time.perf_counter() - t0)
                 done = time.time()
                 for minute in range(first, last + 60, 60):

@@ -17,8 +17,9 @@ from quarantine_platform.partitions import minute_partitions
 from quarantine_platform.resources.kafka import KafkaResource
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from quarantine_platform.storage.bronze_window import bronze_files, scan_window
 from quarantine_platform.storage.notification_warehouse import replace_minutes
-from quarantine_platform.transforms.notifications import minute_counts
+from quarantine_platform.transforms.notifications import local_day_start, minute_counts
 
 GROUP = "notifications"
 
@@ -106,7 +107,10 @@ def notification_counts_minutely(
     store = lake.notifications()
     # Read the commit sequence first: anything committed after it will trigger a recount of its minutes.
     bronze_seq = max((c.seq for t in store.topics() for c in store.committed(t)), default=0)
-    counts = minute_counts(store.scan_events(), window.start, window.end, settings.get("QP_TIMEZONE"))
+    timezone = settings.get("QP_TIMEZONE")
+    # Only the files with events of the dedup day up to the window's end, with their stored message keys.
+    events = scan_window(bronze_files(store, None), local_day_start(window.start, timezone), window.end)
+    counts = minute_counts(events, window.start, window.end, timezone)
     with warehouse.connect() as con:
         replace_minutes(con, window.start, window.end, counts, bronze_seq, context.run_id)
     whatsapp = counts.filter(counts["channel"] == "whatsapp")["notifications"].sum()

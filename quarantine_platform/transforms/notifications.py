@@ -290,22 +290,46 @@ def first_copies(events: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
 
 
 def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone: str) -> pl.DataFrame:
-    """Notifications per (minute, customer, channel) for minutes in [start, end), deduplicated by message_id.
+    """Notifications per (minute, customer, channel) for minutes in [start, end), deduplicated by message_id:
+    a message counts once a day (in `timezone`), in the minute, customer and channel of its first copy
+    (`first_copies`); the name is that of the group's latest counted event.
 
     `events` must hold every event of the dedup days that reach into the window up to `end` (earlier copies
-    decide which copy counts); the caller may pass more, it is filtered here."""
+    decide which copy counts); the caller may pass more, it is filtered here. Its `message_key` column (as
+    `scan_window` gives it) is used when present, else computed. Only the 8-byte keys of the day so far are
+    read for all rows: the window's keys that occur more than once that day (re-sends, ~1%, and rare hash
+    collisions) are the only rows settled exactly, on message_id; the window's other rows are counted as
+    they are."""
     day_start = local_day_start(start, timezone)
-    window = (
-        first_copies(
-            events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end)), timezone
-        )
-        .filter(pl.col("event_time") >= start)
-        .with_columns(
-            minute=pl.col("event_time").dt.truncate("1m"), channel=pl.col("channel").str.to_lowercase()
-        )
+    day = events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end))
+    if MESSAGE_KEY not in day.collect_schema():
+        day = day.with_columns(message_key(pl.col("message_id")))
+    window = day.filter(pl.col("event_time") >= start)
+    window_keys = window.select(MESSAGE_KEY).collect(engine="streaming").to_series()
+    if window_keys.is_empty():
+        return pl.DataFrame(schema=COUNTS_SCHEMA)
+    repeated = (
+        day.filter(pl.col(MESSAGE_KEY).is_in(window_keys.unique().implode()))
+        .group_by(MESSAGE_KEY)
+        .agg(pl.len())
+        .filter(pl.col("len") > 1)
+        .select(MESSAGE_KEY)
+        .collect(engine="streaming")
+        .to_series()
+    )
+    copies = (
+        day.filter(pl.col(MESSAGE_KEY).is_in(repeated.implode()))
+        .select("topic", "partition", "offset", "message_id", "event_time")
+        .collect(engine="streaming")
+    )
+    row = ["topic", "partition", "offset"]  # a message's identity across topics
+    firsts = first_copies(copies.lazy(), timezone).select(row)
+    later = copies.lazy().select(row).join(firsts.lazy(), on=row, how="anti")
+    counted = window.join(later, on=row, how="anti").with_columns(
+        minute=pl.col("event_time").dt.truncate("1m"), channel=pl.col("channel").str.to_lowercase()
     )
     return (
-        window.group_by("minute", "customer_id", "channel")
+        counted.group_by("minute", "customer_id", "channel")
         .agg(
             pl.col("customer_name").sort_by("event_time").last(),
             pl.len().cast(pl.Int64).alias("notifications"),

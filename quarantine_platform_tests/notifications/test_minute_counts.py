@@ -117,3 +117,23 @@ def test_an_empty_window_gives_an_empty_table():
         "channel",
         "notifications",
     ]
+
+
+def test_two_message_ids_that_share_a_stored_key_both_count():
+    # A 64-bit hash collision: the stored key says "same message", the message_ids say otherwise.
+    ev = events(
+        [
+            (0, 0, "a", 1, "Whatsapp", "14:00:01"),
+            (0, 1, "b", 1, "Whatsapp", "14:00:02"),
+            (0, 2, "a", 1, "Whatsapp", "14:00:03"),  # a real re-send of "a"
+        ]
+    ).with_columns(message_key=pl.lit(42, dtype=pl.UInt64))
+    out = minute_counts(ev, T0, T0 + dt.timedelta(minutes=1), "UTC")
+    assert_frame_equal(out, counts([("14:00", 1, "whatsapp", 2)]))
+
+
+def test_a_later_copy_in_one_topic_does_not_hide_the_same_offset_of_another_topic():
+    first = events([(0, 0, "a", 1, "Whatsapp", "14:00:01"), (0, 1, "a", 1, "Whatsapp", "14:00:05")])
+    other = events([(0, 1, "z", 2, "Whatsapp", "14:00:09")]).with_columns(topic=pl.lit("other"))
+    out = minute_counts(pl.concat([first, other]), T0, T0 + dt.timedelta(minutes=1), "UTC")
+    assert_frame_equal(out, counts([("14:00", 1, "whatsapp", 1), ("14:00", 2, "whatsapp", 1)]))
