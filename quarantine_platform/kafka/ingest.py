@@ -35,6 +35,8 @@ EMPTY = parse_notifications([], [], [], "")
 # Below this many messages per worker, a process's start (~0.6 s of imports, once per pool) and its consumer's
 # connection are not worth it: the backlog is read in this process.
 MIN_MESSAGES_PER_WORKER = 100_000
+# Messages per poll, each parsed as one batch: larger polls were no faster here and held more memory.
+POLL_MESSAGES = 25_000
 
 Log = Callable[[str], None]
 
@@ -356,7 +358,8 @@ def _ingest_round(
             if final and pending is not None:
                 pending.result()
 
-        for batch in read_ranges(client, bootstrap, topic, ranges, max_batch=min(100_000, chunk_messages)):
+        polls = read_ranges(client, bootstrap, topic, ranges, max_batch=min(POLL_MESSAGES, chunk_messages))
+        for batch in polls:
             if batch.values:
                 parsed.append(
                     parser.submit(parse_notifications, batch.values, batch.partitions, batch.offsets, topic)
