@@ -138,7 +138,8 @@ def ingest(
 def worker_count(setting: str) -> int:
     """QP_INGEST_WORKERS: a positive number, or `auto` (one per CPU core this process may use, at most 8)."""
     if setting.strip().lower() == "auto":
-        return max(1, min(8, len(os.sched_getaffinity(0))))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(8, usable))
     try:
         count = int(setting)
     except ValueError:

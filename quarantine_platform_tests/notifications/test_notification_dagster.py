@@ -172,3 +172,35 @@ def test_minutes_sensor_requests_closed_minutes_once_and_recounts_late_ones(plat
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in late.run_requests
     ] == [((start + dt.timedelta(minutes=2)).strftime("%Y-%m-%d-%H:%M"),) * 2]
+
+
+def test_an_ingestion_run_reads_a_large_backlog_in_worker_processes(platform, broker, monkeypatch):
+    import os
+
+    from quarantine_platform.assets.notifications import notification_stream
+    from quarantine_platform.kafka import ingest as ingest_module
+    from quarantine_platform.storage.notification_lake import NotificationLake
+
+    messages = known_stream(recent_start(), minutes=5, per_minute=60)
+    produce_all(broker, "notifications", messages)
+    monkeypatch.setattr(ingest_module, "MIN_MESSAGES_PER_WORKER", 50)  # a test-sized "large" backlog
+    monkeypatch.setenv("QP_INGEST_WORKERS", "2")
+    try:
+        result = dg.materialize([notification_stream], resources=platform.defs.resources)
+    finally:
+        ingest_module._drop_pool()
+    meta = result.asset_materializations_for_node("notification_stream")[0].metadata
+    assert meta["worker_processes"].value == 2
+    assert meta["messages_read"].value == len(messages)
+    lake = NotificationLake(os.environ["QP_LAKE_DIR"])
+    stored = lake.scan_events().collect().height + lake.scan_dead_letters().collect().height
+    assert stored == len(messages)
+
+
+def test_a_bad_worker_setting_fails_the_run_with_its_name(platform, monkeypatch):
+    from quarantine_platform.assets.notifications import notification_stream
+
+    monkeypatch.setenv("QP_INGEST_WORKERS", "zero")
+    failed = dg.materialize([notification_stream], resources=platform.defs.resources, raise_on_error=False)
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "QP_INGEST_WORKERS='zero'" in failure.event_specific_data.error.message
