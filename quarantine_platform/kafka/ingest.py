@@ -19,6 +19,7 @@ import multiprocessing
 import multiprocessing.util
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -207,7 +208,12 @@ def _workers_pool(size: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != size:
             if _pool is not None:
                 _pool.shutdown(wait=True)
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                max_workers=size,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
             _pool_size = size
             # A multiprocessing child (Dagster's multiprocess executor runs steps in one) joins its children
             # when it ends, before the interpreter's own exit hooks would stop the pool: idle workers would
@@ -215,6 +221,18 @@ def _workers_pool(size: int) -> ProcessPoolExecutor:
             # the pool's own queues are closed by theirs.
             multiprocessing.util.Finalize(None, _drop_pool, exitpriority=100)
         return _pool
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In each worker: end when the process that owns the pool is gone. A killed run (SIGKILL) cannot stop
+    its workers, and an idle worker would otherwise wait for work forever, holding its memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)  # mid-commit is safe: a commit is a rename, and the next run reads what is missing
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _drop_pool(wait: bool = True) -> None:

@@ -168,3 +168,36 @@ def test_a_multiprocessing_child_that_ingested_with_workers_exits(broker, tmp_pa
     assert not alive, "the child kept waiting for its idle worker processes"
     assert child.exitcode == 0
     assert stored_offsets(NotificationLake(tmp_path / "lake"), "notifications")
+
+
+def _hold_a_pool(pids) -> None:  # noqa: ANN001 - a multiprocessing queue
+    pool = ingest_module._workers_pool(2)
+    for _ in range(4):
+        pool.submit(time.sleep, 0.2).result()
+    pids.put(sorted(pool._processes))
+    time.sleep(600)  # killed by the test
+
+
+def test_the_workers_of_a_killed_run_end_with_it():
+    context = multiprocessing.get_context("spawn")
+    pids = context.Queue()
+    owner = context.Process(target=_hold_a_pool, args=(pids,))
+    owner.start()
+    workers = pids.get(timeout=60)
+    assert workers
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.join(10)
+    deadline = time.monotonic() + 20
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if _running(pid)]
+    assert not alive, f"worker processes {alive} outlived the killed run"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
