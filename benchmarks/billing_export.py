@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from quarantine_platform.process_memory import peak_rss_mib
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DAY = dt.date(2026, 11, 20)
@@ -75,14 +77,6 @@ def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run `fn(*args)` in a fresh spawned process (its peak RSS is its own) and return its result."""
     with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
         return pool.submit(fn, *args).result()
-
-
-def peak_mib() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def day_window() -> tuple[dt.datetime, dt.datetime]:
@@ -178,7 +172,7 @@ def ours_billing(root: str, pricing_csv: str) -> dict[str, Any]:
     from quarantine_platform.storage.notification_lake import NotificationLake
     from quarantine_platform.transforms.billing import bill_day, load_pricing, whatsapp_day_counts
 
-    baseline = peak_mib()
+    baseline = peak_rss_mib()
     started = time.perf_counter()
     files = bronze_files(NotificationLake(root), TOPIC)
     start, end = day_window()
@@ -189,7 +183,7 @@ def ours_billing(root: str, pricing_csv: str) -> dict[str, Any]:
     rows.write_parquet(f"{root}.billing_ours.parquet")
     return {
         "seconds": seconds,
-        "peak_mib": peak_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "customers": rows.height,
         "notifications": int(rows["notifications"].sum()),
@@ -204,7 +198,7 @@ def pandas_billing(root: str, pricing_csv: str) -> dict[str, Any]:
 
     import pandas as pd
 
-    baseline = peak_mib()
+    baseline = peak_rss_mib()
     started = time.perf_counter()
     start, end = day_window()
     events = pd.read_parquet(
@@ -242,7 +236,7 @@ def pandas_billing(root: str, pricing_csv: str) -> dict[str, Any]:
     counts.to_pickle(f"{root}.billing_pandas.pkl")
     return {
         "seconds": seconds,
-        "peak_mib": peak_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "customers": len(counts),
         "notifications": int(counts["notifications"].sum()),
@@ -271,7 +265,7 @@ def same_billing(root: str) -> bool:
 def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[str, Any]:
     from quarantine_platform.exports.notifications import notifications_report, write_notifications_report
 
-    baseline = peak_mib()
+    baseline = peak_rss_mib()
     started = time.perf_counter()
     start = day_window()[0]
     report = notifications_report(root, TOPIC, BIG_CUSTOMER, start, start + dt.timedelta(hours=hours), "UTC")
@@ -280,7 +274,7 @@ def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[st
     return {
         "rows": rows,
         "seconds": seconds,
-        "peak_mib": peak_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "bytes": os.path.getsize(output),
     }
@@ -289,7 +283,7 @@ def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[st
 def pandas_export(root: str, hours: int, output: str) -> dict[str, Any]:
     import pandas as pd
 
-    baseline = peak_mib()
+    baseline = peak_rss_mib()
     started = time.perf_counter()
     start = day_window()[0]
     events = pd.read_parquet(
@@ -318,7 +312,7 @@ def pandas_export(root: str, hours: int, output: str) -> dict[str, Any]:
     return {
         "rows": len(events),
         "seconds": seconds,
-        "peak_mib": peak_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "bytes": os.path.getsize(output),
     }

@@ -27,12 +27,13 @@ import json
 import multiprocessing as mp
 import platform
 import random
-import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from quarantine_platform.process_memory import peak_rss_mib
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out" / "invoices_chatbot.json"
@@ -40,18 +41,6 @@ SPAWN = mp.get_context("spawn")
 REFERENCE_MONTH = dt.date(2020, 1, 1)
 DAY = dt.date(2019, 12, 16)
 FLOWS = 30
-
-
-def _peak_mib() -> float:
-    """Peak RSS of this process (VmHWM) in MiB."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def in_child(fn: Any, *args: Any) -> dict[str, Any]:
@@ -208,7 +197,7 @@ def ours_invoices(folder: str, result: str) -> dict[str, Any]:
         "seconds": seconds,
         "rows": table.height,
         "rejected": read.rejected.height,
-        "peak_mib": _peak_mib(),
+        "peak_mib": peak_rss_mib(),
     }
 
 
@@ -231,7 +220,7 @@ def ours_chatbot(folder: str, result: str) -> dict[str, Any]:
         "answers": answers.height,
         "rejected": sum(h.rejected.height for h in hours),
         "sessions": sum(t.height for t in tables.values()),
-        "peak_mib": _peak_mib(),
+        "peak_mib": peak_rss_mib(),
     }
 
 
@@ -284,7 +273,7 @@ def pandas_invoices(folder: str, result: str) -> dict[str, Any]:
     table = accounts.reset_index().sort_values(["customer", "account"], ignore_index=True)
     seconds = time.perf_counter() - started
     table.to_parquet(result, index=False)
-    return {"seconds": seconds, "rows": len(table), "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "rows": len(table), "peak_mib": peak_rss_mib()}
 
 
 def pandas_chatbot(folder: str, result: str) -> dict[str, Any]:
@@ -341,7 +330,7 @@ def pandas_chatbot(folder: str, result: str) -> dict[str, Any]:
         tables[flow] = wide.reset_index().sort_values(["customer", "session"], ignore_index=True)
     seconds = time.perf_counter() - started
     _long_from_wide(tables).write_parquet(result)
-    return {"seconds": seconds, "read_s": read_s, "answers": int(len(df)), "peak_mib": _peak_mib()}
+    return {"seconds": seconds, "read_s": read_s, "answers": int(len(df)), "peak_mib": peak_rss_mib()}
 
 
 # --- comparison ------------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from quarantine_platform.process_memory import peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "quarantine.json"
@@ -55,17 +56,6 @@ def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run `fn(*args)` in a fresh spawned process (its peak memory is its own) and return its result."""
     with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
         return pool.submit(fn, *args).result()
-
-
-def _hwm_mib(pid: int | str = "self") -> float:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0.0
 
 
 def _child_pids() -> list[str]:
@@ -85,8 +75,8 @@ def _child_pids() -> list[str]:
     return found
 
 
-def _children_hwm_mib() -> float:
-    return sum(_hwm_mib(pid) for pid in _child_pids())
+def _children_peak_rss_mib() -> float:
+    return sum(peak_rss_mib(pid) for pid in _child_pids())
 
 
 def _cpu_seconds(pids: list[str] | None = None) -> float:
@@ -190,7 +180,7 @@ def ours_table(work: str) -> dict[str, Any]:
     from quarantine_platform.transforms.quarantine import load_sources, quarantine_on
     from quarantine_platform.transforms.quarantine_rules import load_rules
 
-    base = _hwm_mib()
+    base = peak_rss_mib()
     started, cpu = time.perf_counter(), _cpu_seconds()
     rules = load_rules(RULES)
     sources = {rule.source: read_source(Path(work) / "lake", rule.source) for rule in rules}
@@ -206,7 +196,7 @@ def ours_table(work: str) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "compute_seconds": computed,
         "rows": table.height,
-        "peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": base,
     }
 
@@ -217,7 +207,7 @@ def pandas_table(work: str) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from quarantine_platform.transforms.quarantine_rules import load_rules
 
-    base = _hwm_mib()
+    base = peak_rss_mib()
     started, cpu = time.perf_counter(), _cpu_seconds()
     day = pd.Timestamp(LOAD_DATE)
     parts = []
@@ -254,7 +244,7 @@ def pandas_table(work: str) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
         "cpu_seconds": _cpu_seconds() - cpu,
         "rows": len(table),
-        "peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": base,
     }
 
@@ -327,15 +317,15 @@ def spark_table(work: str) -> dict[str, Any]:
     table.write.mode("overwrite").parquet(str(out))
     seconds, cpu = time.perf_counter() - started, _cpu_seconds(jvm_pids) - cpu
     rows = spark.read.parquet(str(out)).count()
-    jvm = _children_hwm_mib()
+    jvm = _children_peak_rss_mib()
     spark.stop()
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
         "startup_seconds": startup,
         "rows": rows,
-        "peak_mib": _hwm_mib() + jvm,
-        "python_peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib() + jvm,
+        "python_peak_mib": peak_rss_mib(),
         "jvm_peak_mib": jvm,
     }
 
@@ -349,7 +339,7 @@ def ours_audience(work: str) -> dict[str, Any]:
     os.environ["QP_QUARANTINE_RULES"] = str(RULES)
     from quarantine_platform.audience import run_filter_audience
 
-    base = _hwm_mib()
+    base = peak_rss_mib()
     args = argparse.Namespace(
         input=str(Path(work) / "audience.csv"), channel=CHANNEL, date=LOAD_DATE,
         output=str(Path(work) / "ours_allowed.csv"),
@@ -368,7 +358,7 @@ def ours_audience(work: str) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "counts": numbers,
-        "peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": base,
         "output_rows": _csv_rows(Path(work) / "ours_allowed.csv"),
     }
@@ -377,7 +367,7 @@ def ours_audience(work: str) -> dict[str, Any]:
 def pandas_audience(work: str) -> dict[str, Any]:
     import pandas as pd
 
-    base = _hwm_mib()
+    base = peak_rss_mib()
     started, cpu = time.perf_counter(), _cpu_seconds()
     table = pd.read_parquet(Path(work) / "ours_table.parquet", columns=["id_cliente", "canal"])
     blocked = table[table["canal"].isin([CHANNEL, "Restritos", "Fraude"])]
@@ -395,7 +385,7 @@ def pandas_audience(work: str) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "counts": counts,
-        "peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib(),
         "baseline_mib": base,
         "output_rows": _csv_rows(Path(work) / "pandas_allowed.csv"),
     }
@@ -429,7 +419,7 @@ def spark_audience(work: str) -> dict[str, Any]:
     out = Path(work) / "spark_allowed"
     kept.write.mode("overwrite").option("header", True).csv(str(out))
     seconds, cpu = time.perf_counter() - started, _cpu_seconds(jvm_pids) - cpu
-    jvm = _children_hwm_mib()
+    jvm = _children_peak_rss_mib()
     spark.stop()
     counts = {"rows": totals["rows"], "kept": totals["rows"] - removed, "removed": removed}
     counts.update({f"by {row['canal']}": row["count"] for row in per_channel})
@@ -440,8 +430,8 @@ def spark_audience(work: str) -> dict[str, Any]:
         "startup_seconds": startup,
         "counts": counts,
         "output_rows": output_rows,
-        "peak_mib": _hwm_mib() + jvm,
-        "python_peak_mib": _hwm_mib(),
+        "peak_mib": peak_rss_mib() + jvm,
+        "python_peak_mib": peak_rss_mib(),
         "jvm_peak_mib": jvm,
     }
 

@@ -29,6 +29,7 @@ import polars as pl
 from confluent_kafka import TopicPartition
 
 from quarantine_platform.kafka.client import KafkaUnavailable, consumer, read_ranges, watermarks
+from quarantine_platform.process_memory import peak_rss_mib
 from quarantine_platform.storage.notification_lake import NotificationLake, subtract_ranges
 from quarantine_platform.transforms.notifications import ParsedBatch, parse_notifications
 
@@ -63,6 +64,7 @@ class IngestReport:
         self.dead_letters += other.dead_letters
         self.files += other.files
         self.minutes |= other.minutes
+        self.worker_peak_rss_mib += other.worker_peak_rss_mib
         if other.max_event_time_us is not None:
             self.max_event_time_us = max(self.max_event_time_us or 0, other.max_event_time_us)
 
@@ -283,7 +285,6 @@ def _ingest_in_workers(
         for line in lines:
             log(line)
         report.add(part)
-        report.worker_peak_rss_mib += part.worker_peak_rss_mib
     if failure is not None:
         raise failure
 
@@ -307,19 +308,8 @@ def _ingest_share(
         _ingest_rounds(lake, client, bootstrap, topic, rounds, chunk_messages, report, lines.append, False)
     finally:
         client.close()
-    report.worker_peak_rss_mib = [_peak_rss_mib()]
+    report.worker_peak_rss_mib = [peak_rss_mib()]
     return report, lines
-
-
-def _peak_rss_mib() -> float:
-    try:
-        with open(f"/proc/{os.getpid()}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _commit_group_offsets(
@@ -333,11 +323,16 @@ def _commit_group_offsets(
     offset a plain consumer would read)."""
     coverage = lake.coverage(topic)
     commits = [TopicPartition(topic, p, coverage[p][0][1]) for p in sorted(partitions) if coverage.get(p)]
-    if not commits:
-        return
+    if commits:
+        _mirror_in_group(client, topic, commits, log)
+
+
+def _mirror_in_group(client, topic: str, commits: list[TopicPartition], log: Log) -> None:  # noqa: ANN001
+    """Commit the group's offsets after the files that cover them are durable: they follow bronze (advisory,
+    for lag dashboards); bronze is the ledger, so a failed commit loses nothing."""
     try:
         client.commit(offsets=commits, asynchronous=False)
-    except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
+    except Exception as exc:  # noqa: BLE001 - see above
         log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
 
 
@@ -423,13 +418,8 @@ def _store_chunk(
     release_free_memory()
     report.messages += messages
     log(f"{topic}: stored {_describe_ranges(spans)}: {stored_events} events, {stored_dead} dead letters")
-    if not commit_group:
-        return
-    # After the files are durable: the group's offsets follow bronze (advisory, for lag dashboards).
-    try:
-        client.commit(offsets=commits, asynchronous=False)
-    except Exception as exc:  # noqa: BLE001 - bronze is the ledger; a failed mirror commit loses nothing
-        log(f"{topic}: consumer-group offset commit failed (bronze is unaffected): {exc}")
+    if commit_group:
+        _mirror_in_group(client, topic, commits, log)
 
 
 def _rows_of(partition: int, frames: list[pl.DataFrame], empty: pl.DataFrame) -> pl.DataFrame:
