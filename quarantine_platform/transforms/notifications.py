@@ -63,6 +63,7 @@ COUNTS_SCHEMA = pl.Schema(
 
 MESSAGE_KEY = "message_key"
 MESSAGE_KEY_SEED = 20200203
+COUNT_SLICE_ROWS = 500_000  # rows of a window counted at a time by `minute_counts`
 # Strings of the different lengths Polars hashes differently (empty, inline up to 12 bytes, longer).
 _KEY_PROBES = ("", "a", "123456789012", "1234567890123", "f47ac10b-58cc-4372-a567-0e02b2c3d479", "x" * 100)
 
@@ -88,6 +89,16 @@ class ParsedBatch:
 
 
 # --- per-message exact path ------------------------------------------------------------------------------
+
+
+def repeated_values(values: pl.Series) -> pl.Series:
+    """The values that occur more than once. Sorting 8-byte keys in numpy (single-threaded) is faster here
+    than Polars' hash-based `is_duplicated`/`unique` or a multi-threaded sort, measured at 10M-100M keys,
+    and holds 8 bytes a key where a hash group-by holds ~100."""
+    ordered = values.to_numpy(writable=True)  # a copy: the caller's series stays as it was
+    ordered.sort()
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    return pl.Series(values.name, np.unique(twice), dtype=values.dtype)
 
 
 def message_problem(value: bytes | None) -> tuple[str | None, dict | None]:
@@ -299,24 +310,27 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
     `scan_window` gives it) is used when present, else computed. Only the 8-byte keys of the day so far are
     read for all rows: the window's keys that occur more than once that day (re-sends, ~1%, and rare hash
     collisions) are the only rows settled exactly, on message_id; the window's other rows are counted as
-    they are."""
+    they are, COUNT_SLICE_ROWS at a time, so that a day's backfill holds 16 bytes a row and one slice."""
     day_start = local_day_start(start, timezone)
     day = events.filter((pl.col("event_time") >= day_start) & (pl.col("event_time") < end))
     if MESSAGE_KEY not in day.collect_schema():
         day = day.with_columns(message_key(pl.col("message_id")))
     window = day.filter(pl.col("event_time") >= start)
-    window_keys = window.select(MESSAGE_KEY).collect(engine="streaming").to_series()
-    if window_keys.is_empty():
+    minute = pl.col("event_time").dt.truncate("1m")
+    seen = window.select(MESSAGE_KEY, minute=minute).collect(engine="streaming")
+    if seen.is_empty():
         return pl.DataFrame(schema=COUNTS_SCHEMA)
-    repeated = (
-        day.filter(pl.col(MESSAGE_KEY).is_in(window_keys.unique().implode()))
-        .group_by(MESSAGE_KEY)
-        .agg(pl.len())
-        .filter(pl.col("len") > 1)
-        .select(MESSAGE_KEY)
-        .collect(engine="streaming")
-        .to_series()
-    )
+    window_keys = seen[MESSAGE_KEY]
+    if start <= day_start:  # the window is the day so far: its keys are all the day's keys
+        candidates = window_keys
+    else:  # the day's keys that repeat a window key: few for a minute, however long the day already is
+        candidates = (
+            day.filter(pl.col(MESSAGE_KEY).is_in(window_keys.unique().implode()))
+            .select(MESSAGE_KEY)
+            .collect(engine="streaming")
+            .to_series()
+        )
+    repeated = repeated_values(candidates)
     copies = (
         day.filter(pl.col(MESSAGE_KEY).is_in(repeated.implode()))
         .select("topic", "partition", "offset", "message_id", "event_time")
@@ -324,21 +338,50 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
     )
     row = ["topic", "partition", "offset"]  # a message's identity across topics
     firsts = first_copies(copies.lazy(), timezone).select(row)
-    later = copies.lazy().select(row).join(firsts.lazy(), on=row, how="anti")
-    counted = window.join(later, on=row, how="anti").with_columns(
-        minute=pl.col("event_time").dt.truncate("1m"), channel=pl.col("channel").str.to_lowercase()
-    )
+    later = copies.lazy().select(row).join(firsts.lazy(), on=row, how="anti").collect()
+    minutes = seen.group_by("minute").agg(rows=pl.len()).sort("minute")
+    # Slice by slice: memory follows COUNT_SLICE_ROWS, not the window, even for a day's backfill.
+    counted = [
+        _count_slice(window.filter(pl.col("event_time").is_between(a, b, closed="left")), later)
+        for a, b in time_slices(minutes, start, end, COUNT_SLICE_ROWS)
+    ]
+    return pl.concat(counted).sort("minute", "customer_id", "channel").match_to_schema(COUNTS_SCHEMA)
+
+
+def _count_slice(rows: pl.LazyFrame, later_copies: pl.DataFrame) -> pl.DataFrame:
+    """The counts of `rows` (all in whole minutes) without the later copies of re-sent messages."""
+    row = ["topic", "partition", "offset"]
+    if later_copies.height:
+        rows = rows.join(later_copies.lazy(), on=row, how="anti")
     return (
-        counted.group_by("minute", "customer_id", "channel")
+        rows.group_by(
+            minute=pl.col("event_time").dt.truncate("1m"),
+            customer_id="customer_id",
+            channel=pl.col("channel").str.to_lowercase(),
+        )
         .agg(
-            pl.col("customer_name").sort_by("event_time").last(),
+            pl.col("customer_name").sort_by("event_time", *row).last(),
             pl.len().cast(pl.Int64).alias("notifications"),
         )
         .select(COUNTS_SCHEMA.names())
-        .sort("minute", "customer_id", "channel")
-        .collect()
-        .match_to_schema(COUNTS_SCHEMA)
+        .collect(engine="streaming")
     )
+
+
+def time_slices(
+    minutes: pl.DataFrame, start: datetime, end: datetime, max_rows: int
+) -> list[tuple[datetime, datetime]]:
+    """Consecutive [a, b) covering [start, end), cut at minute boundaries so that each holds at most
+    `max_rows` rows (or a single minute). `minutes`: (minute, rows), sorted by minute."""
+    cuts = [start]
+    held = 0
+    for minute, rows in minutes.filter(pl.col("minute") < end).iter_rows():
+        if held and held + rows > max_rows and minute > cuts[-1]:
+            cuts.append(minute)
+            held = 0
+        held += rows
+    cuts.append(end)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def local_day_start(instant: datetime, timezone: str) -> datetime:

@@ -7,7 +7,8 @@ import datetime as dt
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from quarantine_platform.transforms.notifications import EVENTS_SCHEMA, minute_counts
+from quarantine_platform.transforms import notifications
+from quarantine_platform.transforms.notifications import EVENTS_SCHEMA, minute_counts, time_slices
 
 UTC = dt.UTC
 
@@ -137,3 +138,50 @@ def test_a_later_copy_in_one_topic_does_not_hide_the_same_offset_of_another_topi
     other = events([(0, 1, "z", 2, "Whatsapp", "14:00:09")]).with_columns(topic=pl.lit("other"))
     out = minute_counts(pl.concat([first, other]), T0, T0 + dt.timedelta(minutes=1), "UTC")
     assert_frame_equal(out, counts([("14:00", 1, "whatsapp", 1), ("14:00", 2, "whatsapp", 1)]))
+
+
+def test_a_long_window_counted_in_slices_gives_the_same_table(monkeypatch):
+    # A day's backfill is grouped a few rows at a time (memory follows the slice): a re-send whose first
+    # copy is in an earlier slice still counts once, and the latest name of a minute is kept.
+    monkeypatch.setattr(notifications, "COUNT_SLICE_ROWS", 2)
+    ev = events(
+        [
+            (0, 0, "a", 1, "Whatsapp", "14:00:01"),
+            (0, 1, "b", 1, "Whatsapp", "14:00:02"),
+            (0, 2, "c", 2, "SMS", "14:01:00"),
+            (0, 3, "a", 1, "Whatsapp", "14:02:00"),  # re-send of the 14:00 message, two slices later
+            (0, 4, "d", 1, "Whatsapp", "14:02:30"),
+            (0, 5, "e", 1, "Whatsapp", "14:03:00"),
+        ]
+    )
+    out = minute_counts(ev, T0, T0 + dt.timedelta(minutes=5), "UTC")
+    assert_frame_equal(
+        out,
+        counts(
+            [
+                ("14:00", 1, "whatsapp", 2),
+                ("14:01", 2, "sms", 1),
+                ("14:02", 1, "whatsapp", 1),
+                ("14:03", 1, "whatsapp", 1),
+            ]
+        ),
+    )
+
+
+def test_time_slices_cut_at_minutes_so_that_each_slice_holds_at_most_the_rows_asked():
+    minute = [T0 + dt.timedelta(minutes=m) for m in (0, 1, 2, 4)]
+    per_minute = pl.DataFrame({"minute": minute, "rows": [3, 2, 5, 1]})
+    end = T0 + dt.timedelta(minutes=10)
+    assert time_slices(per_minute, T0, end, 5) == [
+        (T0, minute[2]),  # 3 + 2 rows
+        (minute[2], minute[3]),  # 5 rows
+        (minute[3], end),
+    ]
+    # A minute alone above the limit is a slice of its own; a window without rows is one slice.
+    assert time_slices(per_minute, T0, end, 2) == [
+        (T0, minute[1]),
+        (minute[1], minute[2]),
+        (minute[2], minute[3]),
+        (minute[3], end),
+    ]
+    assert time_slices(per_minute.clear(), T0, end, 5) == [(T0, end)]
