@@ -10,6 +10,7 @@ A range of months (a backfill) is one run: the invoices file is read once and ev
 """
 
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
@@ -25,6 +26,16 @@ from quarantine_platform.transforms.invoices import InvoiceInputError, invoice_a
 GROUP = "invoices"
 INVOICE_AVERAGES = dg.AssetKey("invoice_averages")
 REJECTED_SHOWN = 20
+AVERAGES_UNIQUE = dg.AssetCheckSpec(
+    "invoice_averages_unique",
+    asset=INVOICE_AVERAGES,
+    description="One row per (reference_month, customer, account).",
+)
+WINDOWS_NESTED = dg.AssetCheckSpec(
+    "invoice_windows_nested",
+    asset=INVOICE_AVERAGES,
+    description="No account has a 6-month average without a 3-month one (the 3 months lie inside the 6).",
+)
 
 invoice_reference_months = dg.MonthlyPartitionsDefinition(
     start_date=monthly_partitions.start.strftime(MONTH_FORMAT),
@@ -45,12 +56,13 @@ def reference_month(key: str) -> dt.date:
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
     kinds={"polars", "duckdb"},
+    check_specs=[AVERAGES_UNIQUE, WINDOWS_NESTED],
     description="Per account: the averages of the 3 and 6 calendar months before the reference month "
     "(null when a month of the window has no invoice), truncated to cents. Input: QP_INVOICES_URI.",
 )
 def invoice_averages_asset(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, s3: S3Resource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     location = settings.get("QP_INVOICES_URI")
     months = sorted(reference_month(key) for key in context.partition_keys)
     try:
@@ -77,7 +89,7 @@ def invoice_averages_asset(
             rows_rejected=read.rejected["line"].n_unique(),
             run_id=context.run_id,
         )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "source": location,
             "reference_months": ", ".join(m.strftime(MONTH_FORMAT) for m in months[:3])
@@ -89,6 +101,14 @@ def invoice_averages_asset(
                 {m.strftime(MONTH_FORMAT): averages[m].height for m in months[-24:]}
             ),
         }
+    )
+    with warehouse.connect() as con:
+        duplicates, nested_wrong = store.duplicate_rows(con), store.six_without_three(con)
+    yield dg.AssetCheckResult(
+        check_name=AVERAGES_UNIQUE.name, passed=duplicates == 0, metadata={"duplicate_keys": duplicates}
+    )
+    yield dg.AssetCheckResult(
+        check_name=WINDOWS_NESTED.name, passed=nested_wrong == 0, metadata={"rows_wrong": nested_wrong}
     )
 
 

@@ -92,3 +92,21 @@ def read_month(con: duckdb.DuckDBPyConnection, reference_month: dt.date) -> pl.D
         "order by customer, account",
         params=[reference_month],
     ).pl()
+
+
+def duplicate_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """(reference_month, customer, account) stored more than once: each should have one row."""
+    ensure_tables(con)
+    return con.execute(
+        f"select count(*) from (select 1 from {AVERAGES_TABLE} "
+        "group by reference_month, customer, account having count(*) > 1)"
+    ).fetchall()[0][0]
+
+
+def six_without_three(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows with a 6-month average but no 3-month one: impossible, the 3 months are inside the 6."""
+    ensure_tables(con)
+    return con.execute(
+        f"select count(*) from {AVERAGES_TABLE} "
+        "where avg_invoices_last_6_months is not null and avg_invoices_last_3_months is null"
+    ).fetchall()[0][0]

@@ -11,7 +11,8 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from quarantine_platform.assets.invoices import invoice_averages_asset
+from quarantine_platform.assets.invoices import AVERAGES_UNIQUE, WINDOWS_NESTED, invoice_averages_asset
+from quarantine_platform.resources.warehouse import open_warehouse
 from quarantine_platform_tests.invoices_chatbot.helpers import (
     INVOICE_AVERAGES_2020_01_CSV,
     averages,
@@ -19,6 +20,7 @@ from quarantine_platform_tests.invoices_chatbot.helpers import (
     materialization_metadata,
     materialize,
     qp,
+    resources,
     warehouse_query,
     write_csv,
 )
@@ -195,3 +197,29 @@ def test_rejected_rows_are_logged_as_a_warning_with_their_lines(platform_env: Pa
         f"{path}: 2 row(s) rejected, the others are used. line 2 column invoice: more than 2 decimal "
         "places: 1.005; line 3 column month: not the first day of a month: 2019-12-15"
     ]
+
+
+def test_the_checks_pass_on_the_seed_and_fail_on_a_duplicate_row_or_a_six_month_average_alone(
+    seed_data: Path,
+) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(invoice_averages_asset, partition="2020-01", instance=instance)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"invoice_averages_unique": True, "invoice_windows_nested": True}
+
+    con = open_warehouse(os.environ["QP_WAREHOUSE"])
+    try:  # a row stored twice, and an account whose 3-month average was lost
+        con.execute("insert into invoice_averages select * from invoice_averages where account = 'A1100'")
+        con.execute("update invoice_averages set avg_invoices_last_3_months = null where account = 'A1100'")
+    finally:
+        con.close()
+    checks_only = dg.materialize(
+        [invoice_averages_asset],
+        resources=resources(),
+        partition_key="2019-06",  # another month: the checks look at the whole table
+        instance=instance,
+    )
+    failed = {e.check_name: e.metadata for e in checks_only.get_asset_check_evaluations() if not e.passed}
+    assert set(failed) == {AVERAGES_UNIQUE.name, WINDOWS_NESTED.name}
+    assert failed[AVERAGES_UNIQUE.name]["duplicate_keys"].value == 1
+    assert failed[WINDOWS_NESTED.name]["rows_wrong"].value == 2
