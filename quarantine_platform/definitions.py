@@ -9,7 +9,6 @@ settings.apply_defaults()
 from quarantine_platform.assets.billing import billing_checks, billing_daily  # noqa: E402
 from quarantine_platform.assets.chatbot import chatbot_answers, chatbot_report_asset  # noqa: E402
 from quarantine_platform.assets.invoices import invoice_averages_asset  # noqa: E402
-from quarantine_platform.assets.notification_checks import notification_checks  # noqa: E402
 from quarantine_platform.assets.notifications import (  # noqa: E402
     notification_counts_minutely,
     notification_stream,
@@ -64,7 +63,7 @@ assets = [
     chatbot_report_asset,
     billing_daily,
 ]
-asset_checks = [*notification_checks, *billing_checks]
+asset_checks = [*billing_checks]
 sensors = [*notification_sensors]
 
 defs = dg.Definitions(

@@ -10,15 +10,43 @@ from quarantine_platform.assets.keys import COUNTS, EVENTS
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.resources.warehouse import WarehouseResource
 from quarantine_platform.storage.bronze_window import bronze_files, scan_window
+from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.notification_warehouse import COUNTS_TABLE, PROCESSED_TABLE, ensure_tables
-from quarantine_platform.transforms.notification_checks import distinct_whatsapp_per_minute, duplicate_offsets
-from quarantine_platform.transforms.notifications import local_day_start
+from quarantine_platform.transforms.notification_checks import (
+    distinct_whatsapp_per_minute,
+    duplicate_offsets,
+    overlapping_files,
+)
+from quarantine_platform.transforms.notifications import EVENTS_SCHEMA, local_day_start
+
+# Every check here runs inside its asset's own step (check_specs). Bronze's: as a separate step on every
+# ingestion run it would have had to read all of bronze; inside the step it knows the files the run wrote.
+BRONZE_OFFSETS_UNIQUE = dg.AssetCheckSpec(
+    "bronze_offsets_unique",
+    asset=EVENTS,
+    description="No (topic, partition, offset) is stored twice in bronze: the files the run wrote hold each "
+    "offset once, and no two files of a partition hold overlapping offsets (from the files' statistics).",
+)
 
 
-@dg.asset_check(asset=EVENTS, description="No (topic, partition, offset) is stored twice in bronze.")
-def bronze_offsets_unique(lake: LakeResource) -> dg.AssetCheckResult:
-    duplicates = duplicate_offsets(lake.notifications().scan_events())
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_offsets": duplicates})
+def bronze_offsets_unique(store: NotificationLake, topic: str, run_files: list[str]) -> dg.AssetCheckResult:
+    overlapping = overlapping_files(store.offset_ranges())
+    new_files = [str(store.events_dir(topic) / name) for name in run_files]
+    repeated = (
+        duplicate_offsets(pl.scan_parquet(new_files, schema=EVENTS_SCHEMA, extra_columns="ignore"))
+        if new_files
+        else 0
+    )
+    return dg.AssetCheckResult(
+        check_name=BRONZE_OFFSETS_UNIQUE.name,
+        passed=overlapping.is_empty() and repeated == 0,
+        metadata={
+            "files_written_checked": len(new_files),
+            "duplicate_offsets_in_files_written": repeated,
+            "overlapping_files": overlapping.height,
+            "first_overlapping": str(overlapping.head(5).to_dicts()) if overlapping.height else "",
+        },
+    )
 
 
 # The counts' checks run inside the counts asset's own step (check_specs): as separate steps on a minute-
@@ -80,6 +108,3 @@ def counts_match_bronze(lake: LakeResource, warehouse: WarehouseResource) -> dg.
             "first_wrong": str(wrong.sort("minute").head(5).to_dicts()) if wrong.height else "",
         },
     )
-
-
-notification_checks = [bronze_offsets_unique]

@@ -7,8 +7,10 @@ import dagster as dg
 from quarantine_platform import settings
 from quarantine_platform.assets.keys import COUNTS, DEAD_LETTERS, EVENTS
 from quarantine_platform.assets.notification_checks import (
+    BRONZE_OFFSETS_UNIQUE,
     COUNTS_KEY_UNIQUE,
     COUNTS_MATCH_BRONZE,
+    bronze_offsets_unique,
     counts_key_unique,
     counts_match_bronze,
 )
@@ -43,6 +45,7 @@ class IngestConfig(dg.Config):
             description="Messages that failed validation, with topic, partition, offset, reason, raw bytes.",
         ),
     ],
+    check_specs=[BRONZE_OFFSETS_UNIQUE],
     pool="notification_ingest",
 )
 def notification_stream(
@@ -88,6 +91,7 @@ def notification_stream(
         },
     )
     yield dg.MaterializeResult(asset_key=DEAD_LETTERS, metadata={"dead_letters_stored": report.dead_letters})
+    yield bronze_offsets_unique(lake.notifications(), report.topic, report.files)
 
 
 @dg.asset(

@@ -61,7 +61,6 @@ def drive(
 ) -> dict:
     """Tick the two notification sensors and execute what they request until both are quiet. `cursors` holds
     the sensors' cursors between calls, as the Dagster daemon keeps them between ticks."""
-    from quarantine_platform.assets.notification_checks import bronze_offsets_unique
     from quarantine_platform.assets.notifications import notification_counts_minutely, notification_stream
     from quarantine_platform.assets.panel import notification_panel
     from quarantine_platform.sensors import notification_ingest_sensor, notification_minutes_sensor
@@ -79,7 +78,7 @@ def drive(
             for req in result.run_requests or []:
                 log(f"ingesting {req.run_key}")
                 out = dg.materialize(
-                    [notification_stream, bronze_offsets_unique],
+                    [notification_stream],  # with its bronze check
                     instance=instance,
                     resources=resources,
                     run_config={**req.run_config, **QUIET},

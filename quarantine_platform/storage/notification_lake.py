@@ -146,6 +146,32 @@ class NotificationLake:
             key_recipe=info.get("message_key"),
         )
 
+    def offset_ranges(self) -> pl.DataFrame:
+        """Per events file: topic, partition, file name and the lowest and highest offset it really holds,
+        from the Parquet statistics of its `offset` column (footers only, no data read). Files without
+        events are left out."""
+        rows: list[tuple[str, int, str, int, int]] = []
+        for topic in self.topics():
+            for c in self.committed(topic):
+                meta = pq.read_metadata(c.path)
+                column = meta.schema.to_arrow_schema().get_field_index("offset")
+                stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+                stats = [st for st in stats if st is not None and st.has_min_max]
+                if stats:
+                    first, last = min(st.min for st in stats), max(st.max for st in stats)
+                    rows.append((topic, c.partition, c.name, first, last))
+        return pl.DataFrame(
+            rows,
+            schema={
+                "topic": pl.String,
+                "partition": pl.Int64,
+                "file": pl.String,
+                "first": pl.Int64,
+                "last": pl.Int64,
+            },
+            orient="row",
+        )
+
     def scan_events(self, topic: str | None = None) -> pl.LazyFrame:
         """Every committed event (all topics unless one is named)."""
         topics = [topic] if topic else self.topics()

@@ -10,7 +10,7 @@ from quarantine_platform.transforms.notifications import MESSAGE_KEY, WHATSAPP, 
 
 
 def duplicate_offsets(events: pl.LazyFrame) -> int:
-    """How many (topic, partition, offset) appear more than once in bronze."""
+    """How many (topic, partition, offset) appear more than once among `events`."""
     return int(
         events.group_by("topic", "partition", "offset")
         .len()
@@ -20,6 +20,14 @@ def duplicate_offsets(events: pl.LazyFrame) -> int:
         .item()
         or 0
     )
+
+
+def overlapping_files(ranges: pl.DataFrame) -> pl.DataFrame:
+    """The files (topic, partition, file, first, last: the offsets each really holds) whose offsets reach
+    into those of another file of the same partition: two files that could hold the same offset. Files are
+    disjoint when, in order of their first offset, each starts past the highest offset before it."""
+    reached = pl.col("last").cum_max().shift(1).over("topic", "partition", order_by="first")
+    return ranges.filter(pl.col("first") <= reached).sort("topic", "partition", "first")
 
 
 def distinct_whatsapp_per_minute(

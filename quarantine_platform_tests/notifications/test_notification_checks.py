@@ -1,8 +1,9 @@
-"""The counts' checks: their independent recomputation, and each check failing on bad stored data."""
+"""The notification checks: their independent recomputations, and each check failing on bad stored data."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -10,14 +11,18 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from quarantine_platform.assets.keys import COUNTS
-from quarantine_platform.assets.notification_checks import counts_key_unique, counts_match_bronze
+from quarantine_platform.assets.notification_checks import (
+    bronze_offsets_unique,
+    counts_key_unique,
+    counts_match_bronze,
+)
 from quarantine_platform.assets.notifications import notification_counts_minutely
 from quarantine_platform.partitions import minute_key
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.resources.warehouse import WarehouseResource, open_warehouse
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.notification_warehouse import COUNTS_TABLE
-from quarantine_platform.transforms.notification_checks import distinct_whatsapp_per_minute
+from quarantine_platform.transforms.notification_checks import distinct_whatsapp_per_minute, overlapping_files
 from quarantine_platform.transforms.notifications import DEAD_LETTERS_SCHEMA
 from quarantine_platform_tests.notifications.test_minute_counts import T0, events
 
@@ -98,3 +103,37 @@ def test_the_counts_checks_pass_on_the_counted_minutes_and_fail_once_the_stored_
     assert not wrong.passed and wrong.metadata["minutes_wrong"].value == 1
     duplicated = counts_key_unique(warehouse)
     assert not duplicated.passed and duplicated.metadata["duplicate_keys"].value == 1
+
+
+def test_overlapping_files_are_those_reaching_into_an_earlier_file_of_their_partition():
+    ranges = pl.DataFrame(
+        {
+            "topic": ["n", "n", "n", "n", "other"],
+            "partition": [0, 0, 0, 1, 0],
+            "file": ["a", "b", "c", "d", "e"],
+            "first": [0, 10, 15, 5, 5],
+            "last": [9, 19, 25, 100, 12],
+        }
+    )
+    assert overlapping_files(ranges)["file"].to_list() == ["c"]  # 15..25 reaches into b's 10..19
+    assert overlapping_files(ranges.filter(pl.col("file") != "c")).is_empty()
+
+
+def test_the_bronze_check_fails_on_an_offset_twice_in_a_written_file_or_in_two_files(tmp_path):
+    store = NotificationLake(str(tmp_path / "lake"))
+    rows = [(0, o, f"m{o}", 1, "Whatsapp", "14:00:01") for o in range(4)]
+    first = store.commit("n", 0, 0, 4, events(rows).collect(), pl.DataFrame(schema=DEAD_LETTERS_SCHEMA))
+    written = [c.name for c in first]
+    passed = bronze_offsets_unique(store, "n", written)
+    assert passed.passed and passed.metadata["files_written_checked"].value == 1
+
+    twice = events([(0, 4, "x", 1, "Whatsapp", "14:00:02"), (0, 4, "x", 1, "Whatsapp", "14:00:02")])
+    again = store.commit("n", 0, 4, 5, twice.collect(), pl.DataFrame(schema=DEAD_LETTERS_SCHEMA))
+    within = bronze_offsets_unique(store, "n", [c.name for c in again])
+    assert not within.passed and within.metadata["duplicate_offsets_in_files_written"].value == 2
+
+    # A file whose name claims offsets 10..20 but that holds 0..3 again: caught by its own statistics.
+    copy = store.events_dir("n") / "000000000009_p00000_00000000000000000010-00000000000000000020.parquet"
+    shutil.copy(first[0].path, copy)
+    across = bronze_offsets_unique(store, "n", [])
+    assert not across.passed and across.metadata["overlapping_files"].value == 1

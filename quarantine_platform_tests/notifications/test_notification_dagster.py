@@ -192,6 +192,9 @@ def test_an_ingestion_run_reads_a_large_backlog_in_worker_processes(platform, br
     meta = result.asset_materializations_for_node("notification_stream")[0].metadata
     assert meta["worker_processes"].value == 2
     assert meta["messages_read"].value == len(messages)
+    (check,) = result.get_asset_check_evaluations()  # bronze's, on the files both workers wrote
+    assert check.check_name == "bronze_offsets_unique" and check.passed
+    assert check.metadata["files_written_checked"].value == meta["files_committed"].value >= 2
     lake = NotificationLake(os.environ["QP_LAKE_DIR"])
     stored = lake.scan_events().collect().height + lake.scan_dead_letters().collect().height
     assert stored == len(messages)
