@@ -9,9 +9,11 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -82,10 +84,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
                 f"PidFile {base / 'sshd.pid'}",
                 f"AuthorizedKeysFile {base / 'authorized_keys'}",
                 "PubkeyAuthentication yes",
-                "PasswordAuthentication yes",  # root's password is locked: a password login is refused
+                "PasswordAuthentication yes",  # root's password is locked; `sftp_password_user` has one
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin yes",
-                "AllowUsers root",
+                f"AllowUsers root {PASSWORD_USER_PREFIX}*",
                 "UsePAM no",
                 "StrictModes no",  # authorized_keys lives under /tmp (1777)
                 "Subsystem sftp internal-sftp",
@@ -115,6 +117,38 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+PASSWORD_USER_PREFIX = "qpsftp"
+
+
+@dataclass(frozen=True)
+class PasswordUser:
+    name: str
+    password: str
+    files: Path  # a directory this user can read
+
+
+@pytest.fixture(scope="session")
+def sftp_password_user() -> Iterator[PasswordUser]:
+    """A throwaway system user with a password (sshd checks it against /etc/shadow: UsePAM no), removed at
+    the end. Creating it needs root, which is how CI runs the suite."""
+    if os.geteuid() != 0:
+        pytest.skip("a password login needs a system user with a password, and creating one needs root")
+    name = f"{PASSWORD_USER_PREFIX}{os.getpid()}"
+    password = uuid.uuid4().hex
+    subprocess.run(
+        ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+    )
+    files = Path(tempfile.mkdtemp(prefix="qp-sftp-password-"))
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        files.chmod(0o755)  # the user reads the served files: pytest's own tmp folders are root's only
+        yield PasswordUser(name, password, files)
+    finally:
+        subprocess.run(["userdel", name], check=False)
+        shutil.rmtree(files, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -106,6 +106,18 @@ def test_sftp_missing_known_hosts_file_is_refused(sshd, tmp_path):
         fetch_sftp(sshd.uri(sshd.files / "x.csv"), key_access(sshd, known_hosts=str(tmp_path / "none")))
 
 
+def test_sftp_with_a_password_reads_the_file(sshd, sftp_password_user):
+    remote = sftp_password_user.files / "marketing_password.csv"
+    remote.write_bytes(BODY)
+    remote.chmod(0o644)
+    access = SftpAccess(
+        password=sftp_password_user.password, known_hosts=str(sshd.known_hosts), timeout_seconds=5
+    )
+    fetched = fetch_sftp(sshd.uri(remote, user=sftp_password_user.name), access)
+    assert fetched.data == BODY
+    assert sftp_password_user.password not in fetched.location
+
+
 def test_sftp_wrong_password_fails_authentication_without_the_password(sshd):
     access = SftpAccess(password="not-the-password-42", known_hosts=str(sshd.known_hosts), timeout_seconds=5)
     with pytest.raises(SourceUnavailable) as raised:
