@@ -101,8 +101,10 @@ def quarantine_global(context: dg.AssetExecutionContext, lake: LakeResource, war
     except SourceError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     tables = ((load_date, quarantine_on(loaded, load_date)) for load_date in load_dates)
-    with warehouse.connect() as con:
-        written = store.replace_load_dates(con, tables, context.run_id)
+    # Each load date's file is written before the warehouse is opened: the warehouse is held only to publish
+    # them in one transaction and to check what was published.
+    with store.staged_load_dates(warehouse.path, tables) as staging, warehouse.connect() as con:
+        written = store.publish_load_dates(con, staging, context.run_id)
         per_channel = store.rows_per_channel(con, load_dates)
         checks = [
             key_unique(con, load_dates),

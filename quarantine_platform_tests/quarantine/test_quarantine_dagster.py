@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -64,6 +65,15 @@ def stored(load_date: dt.date | None = None) -> pl.DataFrame:
         if load_date is not None:
             return store.read_table(con, load_date)
         return con.sql(f"select * from {store.TABLE} order by data_carga, canal, id_cliente").pl()
+
+
+def rewrite_stored(load_date: dt.date, change: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
+    """Rewrite the stored file of a load date in place, as a faulty writer or a hand edit would."""
+    with duckdb.connect(os.environ["QP_WAREHOUSE"], read_only=True) as con:
+        query = f"select file from {store.LOADS_TABLE} where data_carga = ?"
+        file = con.execute(query, [load_date]).fetchall()[0][0]
+    path = store.history_dir(os.environ["QP_WAREHOUSE"]) / file
+    change(pl.read_parquet(path)).write_parquet(path)
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -176,9 +186,17 @@ def test_a_channel_outside_the_rules_fails_its_check(env):
 def test_duplicate_keys_and_early_exits_fail_their_checks(env):
     stage_sources(os.environ["QP_LAKE_DIR"], *SEED_SENDS)
     materialize("2024-05-28")
+    # The stored day rewritten with a repeated CRM row and an Ofertas exit before the load date.
+    rewrite_stored(
+        SEED_LOAD_DATE,
+        lambda rows: pl.concat([rows, rows.filter(pl.col("canal") == "CRM")]).with_columns(
+            pl.when(pl.col("canal") == "Ofertas")
+            .then(pl.lit(SEED_LOAD_DATE - dt.timedelta(days=1)))
+            .otherwise(pl.col("saida_prevista"))
+            .alias("saida_prevista")
+        ),
+    )
     with duckdb.connect(os.environ["QP_WAREHOUSE"]) as con:
-        con.execute(f"insert into {store.TABLE} select * from {store.TABLE} where canal = 'CRM'")
-        con.execute(f"update {store.TABLE} set saida_prevista = data_carga - 1 where canal = 'Ofertas'")
         day = [SEED_LOAD_DATE]
         unique = qa.key_unique(con, day)
         exits = qa.exit_not_before_load(con, day, qa.current_rules())
