@@ -7,6 +7,9 @@ them in metadata; rejected records are reported by file, position and reason onl
 """
 
 import datetime as dt
+import threading
+from contextlib import ExitStack, closing
+from functools import partial
 
 import dagster as dg
 import polars as pl
@@ -19,8 +22,10 @@ from quarantine_platform.storage import chatbot_warehouse as store
 from quarantine_platform.storage.input_files import InputUnavailable, join_location, local_copy
 from quarantine_platform.transforms.chatbot import (
     ChatbotInputError,
+    ChatbotReadResult,
     chatbot_report,
     empty_chatbot_result,
+    read_ahead,
     read_chatbot_hour,
 )
 
@@ -28,6 +33,7 @@ GROUP = "chatbot"
 CHATBOT_ANSWERS = dg.AssetKey("chatbot_answers")
 CHATBOT_REPORT = dg.AssetKey("chatbot_report")
 REJECTED_SHOWN = 20
+_DOWNLOAD = threading.Lock()
 
 
 def hour_file(hour_start: dt.datetime) -> str:
@@ -59,39 +65,39 @@ def chatbot_answers(
     found: list[str] = []
     answers_total = 0
     rejected: list[pl.DataFrame] = []
-    # Hour by hour: one file in memory at a time, each hour replaced in its own transaction. The warehouse
-    # is opened only to write, so readers (qp export, the panel) are not kept waiting while a file is read.
-    for hour_start in hours:
-        relative = hour_file(hour_start)
-        location = join_location(root, *relative.split("/"))
-        try:
-            with local_copy(location, s3) as path:
-                read = read_chatbot_hour(path, name=location) if path else empty_chatbot_result()
-        except (ChatbotInputError, InputUnavailable) as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        if read.rejected.height:
-            positions = ", ".join(str(p) for p in read.rejected["position"].head(10))
-            context.log.warning(
-                f"{location}: {read.rejected.height} record(s) rejected (array positions {positions}"
-                f"{' ...' if read.rejected.height > 10 else ''}); the others are stored"
-            )
-            rejected.append(read.rejected)
-        # The stored file name is relative to the root: "later in file order" does not depend on where
-        # the files were read from.
-        answers = read.answers.with_columns(pl.lit(relative, pl.String).alias("file"))
-        with warehouse.connect() as con:
-            store.replace_hour(
-                con,
-                hour_start,
-                answers,
-                location=location,
-                file_found=path is not None,
-                records_rejected=read.rejected.height,
-                run_id=context.run_id,
-            )
-        if path is not None:
-            found.append(relative)
-        answers_total += answers.height
+    # Hour by hour, each hour replaced in its own transaction, while the next hours' files are read on the
+    # other cores (read_ahead: a few files in memory at a time). The warehouse is opened only to write, so
+    # readers (qp export, the panel) are not kept waiting while a file is read.
+    with closing(read_ahead(partial(_read_hour, root, hour_start, s3) for hour_start in hours)) as reads:
+        for hour_start in hours:
+            relative = hour_file(hour_start)
+            try:
+                location, read, file_found = next(reads)
+            except (ChatbotInputError, InputUnavailable) as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            if read.rejected.height:
+                positions = ", ".join(str(p) for p in read.rejected["position"].head(10))
+                context.log.warning(
+                    f"{location}: {read.rejected.height} record(s) rejected (array positions {positions}"
+                    f"{' ...' if read.rejected.height > 10 else ''}); the others are stored"
+                )
+                rejected.append(read.rejected)
+            # The stored file name is relative to the root: "later in file order" does not depend on where
+            # the files were read from.
+            answers = read.answers.with_columns(pl.lit(relative, pl.String).alias("file"))
+            with warehouse.connect() as con:
+                store.replace_hour(
+                    con,
+                    hour_start,
+                    answers,
+                    location=location,
+                    file_found=file_found,
+                    records_rejected=read.rejected.height,
+                    run_id=context.run_id,
+                )
+            if file_found:
+                found.append(relative)
+            answers_total += answers.height
     all_rejected = pl.concat(rejected) if rejected else pl.DataFrame(schema={"file": pl.String})
     return dg.MaterializeResult(
         metadata={
@@ -103,6 +109,18 @@ def chatbot_answers(
             "rejected_records": _rejected_table(all_rejected),
         }
     )
+
+
+def _read_hour(root: str, hour_start: dt.datetime, s3: S3Resource) -> tuple[str, ChatbotReadResult, bool]:
+    """One hour's file read: its location, its answers and rejections, and whether the file exists."""
+    location = join_location(root, *hour_file(hour_start).split("/"))
+    with ExitStack() as stack:
+        # Downloads one at a time (boto3's default session is not safe to build clients from in several
+        # threads); the parsing, the costly part, runs side by side.
+        with _DOWNLOAD:
+            path = stack.enter_context(local_copy(location, s3))
+        read = read_chatbot_hour(path, name=location) if path else empty_chatbot_result()
+    return location, read, path is not None
 
 
 def _rejected_table(rejected: pl.DataFrame) -> dg.MetadataValue:

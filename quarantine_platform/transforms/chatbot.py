@@ -12,14 +12,17 @@ says exactly which record is wrong and why. So rejections and errors always come
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import duckdb
 import polars as pl
@@ -35,6 +38,7 @@ __all__ = [
     "empty_chatbot_result",
     "flow_table",
     "flow_tables",
+    "read_ahead",
     "read_chatbot_hour",
     "read_chatbot_hours",
 ]
@@ -65,6 +69,10 @@ DT_FORMAT = "%Y-%m-%dT%H:%M:%S"
 # while it stays this small (else a join).
 _PACKED_BITS = 64
 _KEY_TABLE_LIMIT = 1 << 24
+
+# Files read side by side (read_ahead): one per core, up to 4.
+READ_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_Read = TypeVar("_Read")
 
 _CHUNK = 1 << 20
 _SPACES = re.compile(r"[ \t\r\n]*")
@@ -134,9 +142,31 @@ def _read_streaming(path: Path, file: str) -> ChatbotReadResult:
     return builder.result()
 
 
+def read_ahead(reads: Iterable[Callable[[], _Read]], workers: int | None = None) -> Iterator[_Read]:
+    """Run ``reads`` (each reads one file) on ``workers`` threads and yield their results in the given order.
+
+    DuckDB and Polars release the GIL while they parse, so files read side by side use the cores; at most
+    ``workers`` results are read ahead of the one the caller holds, which bounds memory. An exception is
+    raised where its read stands in the order (later reads are not waited for).
+    """
+    workers = workers or READ_WORKERS
+    pending: deque[Future[_Read]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chatbot-read") as pool:
+        try:
+            for read in reads:
+                pending.append(pool.submit(read))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def read_chatbot_hours(paths: Iterable[str | Path]) -> ChatbotReadResult:
-    """A day's hours together (missing hours contribute nothing)."""
-    results = [read_chatbot_hour(p) for p in paths]
+    """A day's hours together (missing hours contribute nothing), read side by side."""
+    results = list(read_ahead(partial(read_chatbot_hour, p) for p in paths))
     if not results:
         return empty_chatbot_result()
     return ChatbotReadResult(
@@ -474,19 +504,26 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         )
         .filter(pl.col("value") != "")
         .collect()
+        # One chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers
+        # below are several times slower over a chunked column.
+        .rechunk()
     )
     if valid.height == 0:
         return pl.DataFrame(schema=REPORT_SCHEMA)
     micros = valid["micros"]
-    key = _ids(valid["key"])
-    keys = int(key.max()) + 1
-    (customer, _), (flow, flows), (session, sessions) = (
-        _lexical_ids(valid[c]) for c in ("customer", "flow", "session")
-    )
-    # Each answer's rank in time, ties in file order (the rows are in file order: a stable sort keeps it).
-    by_time = pl.arg_sort_by(pl.col("micros"), maintain_order=True)
-    in_time = valid.select(by_time).to_series()
-    rank = _inverse(in_time)
+    # These Series operations each run on one core: the session ids (the costliest, ~1.9M distinct texts at
+    # 10M answers) are built on a second thread meanwhile (Polars releases the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatbot-report") as pool:
+        session_ids = pool.submit(_lexical_ids, valid["session"])
+        key = _ids(valid["key"])
+        keys = int(key.max()) + 1
+        (customer, _), (flow, flows) = (_lexical_ids(valid[c]) for c in ("customer", "flow"))
+        # Each answer's rank in time, ties in file order (the rows are in file order: a stable sort keeps
+        # it).
+        by_time = pl.arg_sort_by(pl.col("micros"), maintain_order=True)
+        in_time = valid.select(by_time).to_series()
+        rank = _inverse(in_time)
+        session, sessions = session_ids.result()
     # A key's column position within its flow: the order of the keys' first valid answers.
     flow_key = flow.cast(pl.UInt64) * keys + key.cast(pl.UInt64)
     firsts = (
@@ -533,17 +570,10 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     kept_session = session_of_row.filter(latest)
     session_index = (kept_session != kept_session.shift(1)).fill_null(True).cum_sum() - 1
     key_text = valid["key"].gather(_representatives(key, keys))
+    # Frame gathers: Polars gathers the columns side by side.
+    cells = pl.DataFrame([key, valid["value"], key_order.cast(pl.Int64).alias("key_order")])[kept]
     return pl.concat(
-        [
-            per_session[session_index],
-            pl.DataFrame(
-                [
-                    key_text.gather(key.gather(kept)),
-                    valid["value"].gather(kept),
-                    key_order.gather(kept).cast(pl.Int64).alias("key_order"),
-                ]
-            ),
-        ],
+        [per_session[session_index], cells.with_columns(key_text.gather(cells["key"]).alias("key"))],
         how="horizontal",
     ).select(REPORT_SCHEMA.names())
 
@@ -612,12 +642,18 @@ def flow_table(report_long: pl.DataFrame, flow: str) -> pl.DataFrame:
 
 
 def flow_tables(report_long: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Every flow's wide table, by flow (the report is split once, not filtered once per flow)."""
+    """Every flow's wide table, by flow."""
+    tables = _wide_tables(report_long)
+    if tables is not None:
+        return tables
     parts = report_long.partition_by("flow", as_dict=True)
     return {flow: _wide(parts[(flow,)], flow) for flow in sorted(flow for (flow,) in parts)}
 
 
 def _wide(rows: pl.DataFrame, flow: str) -> pl.DataFrame:
+    tables = _wide_tables(rows)
+    if tables is not None and flow in tables:
+        return tables[flow]
     keys: list[str] = rows.select("key", "key_order").unique().sort("key_order", "key")["key"].to_list()
     clash = [k for k in keys if k in SESSION_COLUMNS]
     if clash:
@@ -630,3 +666,78 @@ def _wide(rows: pl.DataFrame, flow: str) -> pl.DataFrame:
         .sort("customer", "session")
         .select(*SESSION_COLUMNS, *(pl.col(k).cast(pl.String) for k in keys))
     )
+
+
+def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
+    """Every flow's wide table without a pivot, for rows as ``chatbot_report`` and the warehouse give them:
+    sorted by (customer, flow, session, key_order), one row per cell, one key per (flow, key_order), the
+    session columns the same on every row of a session. A session is then a run of rows and a
+    (flow, key_order) a column, so the tables are integer gathers. None when the rows are not like that:
+    the pivot path decides (and words the errors)."""
+    if rows.height == 0:
+        return None
+    rows = rows.rechunk()
+    order = rows["key_order"]
+    if order.null_count() or int(order.min()) < 0:  # type: ignore[arg-type]
+        return None
+    previous = rows.select(pl.col(*SESSION_COLUMNS, "key_order").shift(1).name.suffix("_before"))
+    frame = pl.concat([rows, previous], how="horizontal")
+    same = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[:3])
+    later = pl.lit(False)
+    for c in ("key_order", "session", "flow", "customer"):  # (customer, flow, session, key_order) ascending
+        later = (pl.col(c) > pl.col(f"{c}_before")) | ((pl.col(c) == pl.col(f"{c}_before")) & later)
+    same_times = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[3:])
+    checks = frame.select(
+        same.fill_null(False).alias("same"),
+        later.fill_null(True).all().alias("ordered"),
+        (~same | same_times).fill_null(True).all().alias("consistent"),
+    )
+    if not (checks["ordered"][0] and checks["consistent"][0]):
+        return None
+    new = ~checks["same"]
+    session_of_row = new.cast(pl.UInt32).cum_sum() - 1
+    sessions = rows.filter(new).select(SESSION_COLUMNS)
+    session_flow = _ids(sessions["flow"])
+    flows, orders = int(session_flow.max()) + 1, int(order.max()) + 1  # type: ignore[arg-type]
+    if flows * orders > _KEY_TABLE_LIMIT:
+        return None
+    row_flow = session_flow.gather(session_of_row)
+    # (flow, key_order) as one integer; its first row names its key, and every row must carry that key.
+    cell = row_flow.cast(pl.Int64) * orders + order
+    columns = (
+        rows.select("flow", "key")
+        .with_columns(cell.alias("cell"))
+        .filter(cell.is_first_distinct())
+        .sort("cell")
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow").alias("column"))
+    )
+    refused = pl.col("key").is_in(SESSION_COLUMNS).any() | pl.struct("flow", "key").is_duplicated().any()
+    if columns.select(refused).item():
+        return None
+    slot_of_cell = pl.repeat(None, flows * orders, dtype=pl.UInt32, eager=True).scatter(
+        columns["cell"], pl.int_range(0, columns.height, dtype=pl.UInt32, eager=True)
+    )
+    slot = slot_of_cell.gather(cell)
+    if not (rows["key"] == columns["key"].gather(slot)).all():
+        return None
+    column_of_row = columns["column"].gather(slot)
+    # Each session's row number within its flow's table.
+    local = session_flow.to_frame("flow").select(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow"))
+    local = local.to_series()
+    values = rows["value"]
+    tables: dict[str, pl.DataFrame] = {}
+    for flow, keys in columns.group_by("flow", maintain_order=True).agg("key").iter_rows():
+        flow_id = session_flow.gather(sessions["flow"].eq(flow).arg_true().head(1)).item()
+        table = sessions.filter(session_flow == flow_id)
+        flow_rows = (row_flow == flow_id).arg_true()
+        row_column = column_of_row.gather(flow_rows)
+        row_local = local.gather(session_of_row.gather(flow_rows))
+        cells = []
+        for j, key in enumerate(keys):
+            hit = row_column == j
+            slots = pl.repeat(None, table.height, dtype=pl.UInt32, eager=True).scatter(
+                row_local.filter(hit), flow_rows.filter(hit)
+            )
+            cells.append(values.gather(slots).alias(key))
+        tables[flow] = table.with_columns(cells)
+    return dict(sorted(tables.items()))

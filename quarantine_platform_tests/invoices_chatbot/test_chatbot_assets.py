@@ -258,6 +258,31 @@ def test_a_file_that_is_not_a_json_array_fails_the_run_naming_file_and_line(plat
     )
 
 
+def test_hours_read_ahead_are_stored_in_order_up_to_the_bad_file_of_a_range(platform_env: Path) -> None:
+    for hour in (10, 11, 14, 15):
+        write_hour(hour, [record(f"S{hour}", f"{hour}:00:00", {"a": str(hour)})])
+    bad = write_hour(13, [])
+    bad.write_text('[\n  {"customer": "C1",}\n]')
+
+    result = materialize(
+        chatbot_answers, first=f"{SEED_DAY}-10:00", last=f"{SEED_DAY}-15:00", raise_on_error=False
+    )
+
+    assert failure_message(result) == (
+        f"{bad}, line 2: invalid JSON: Expecting property name enclosed in double quotes"
+    )
+    # The hours before the bad file were stored (the files after it may have been read, never stored).
+    assert warehouse_query("select hour, file_found from chatbot_answers_hours order by hour").rows() == [
+        (10, True),
+        (11, True),
+        (12, False),
+    ]
+    assert warehouse_query("select session, value from chatbot_answers order by hour").rows() == [
+        ("S10", "10"),
+        ("S11", "11"),
+    ]
+
+
 def test_an_empty_file_fails_the_run_naming_it(platform_env: Path) -> None:
     path = write_hour(13, [])
     path.write_text("")

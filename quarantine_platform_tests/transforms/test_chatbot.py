@@ -608,3 +608,115 @@ def test_flow_tables_gives_every_flows_table_at_once(tmp_path: Path) -> None:
     assert list(tables) == ["F1", "F3000"]
     for flow, wide in tables.items():
         assert_frame_equal(wide, flow_table(long, flow))
+
+
+# --- reading side by side, and the wide tables without a pivot --------------------------------------------
+
+
+def test_read_ahead_yields_in_order_and_raises_where_the_bad_read_stands() -> None:
+    import threading
+    import time
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def read(n: int) -> int:
+        with lock:
+            started.append(n)
+        time.sleep(0.02 * (5 - n))  # the later reads finish first
+        if n == 3:
+            raise ValueError("file 3 is bad")
+        return n
+
+    results = chatbot.read_ahead((lambda n=n: read(n)) for n in range(6))
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="file 3 is bad"):
+        next(results)
+    results.close()
+    assert max(started) <= 3 + chatbot.READ_WORKERS  # reads ahead a bounded number, not the whole list
+
+
+def test_hours_read_side_by_side_equal_hours_read_one_by_one(tmp_path: Path) -> None:
+    paths = [
+        write_hour(
+            tmp_path / f"hour={h:02d}.json",
+            [
+                record(f"S{h}", f"{h:02d}:00:0{i}", {"a": str(i), "b": f"{h}"}, flow=f"F{i % 2}")
+                for i in range(3)
+            ],
+        )
+        for h in range(8)
+    ]
+    bad = write_hour(tmp_path / "hour=08.json", [record("S8", "08:00:00", {"a": 1})])
+
+    together = read_chatbot_hours([*paths, bad, tmp_path / "hour=09.json"])
+
+    one_by_one = [read_chatbot_hour(p) for p in [*paths, bad]]
+    assert_frame_equal(together.answers, pl.concat([r.answers for r in one_by_one]))
+    assert_frame_equal(
+        together.rejected, rejected((str(bad), 0, "content value of 'a' is not a string (got number)"))
+    )
+
+
+def _long_report_of_several_flows() -> pl.DataFrame:
+    return chatbot_report(
+        answers(
+            ("C2", "F1", "S1", "13:00:00", "a", "1", "h13", 0, 0),
+            ("C1", "F2", "S5", "13:00:01", "x", "5", "h13", 1, 0),
+            ("C1", "F2", "S5", "13:00:01", "y", "6", "h13", 1, 1),
+            ("C1", "F1", "S9", "13:00:02", "b", "2", "h13", 2, 0),
+            ("C1", "F1", "S2", "13:00:03", "a", "3", "h13", 3, 0),
+            ("C1", "F1", "S2", "13:00:04", "b", " ", "h13", 4, 0),
+            ("C3", "F2", "S6", "13:00:05", "y", "7", "h13", 5, 0),
+        )
+    )
+
+
+def test_wide_tables_of_a_sorted_report_are_built_without_the_pivot_and_equal_it() -> None:
+    long = _long_report_of_several_flows()
+
+    fast = chatbot._wide_tables(long)
+
+    assert fast is not None
+    assert_frame_equal(
+        fast["F1"],
+        table(
+            ["a", "b"],
+            ("C1", "F1", "S2", "2019-12-16T13:00:03", "2019-12-16T13:00:03", "3", None),
+            ("C1", "F1", "S9", "2019-12-16T13:00:02", "2019-12-16T13:00:02", None, "2"),
+            ("C2", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "1", None),
+        ),
+    )
+    assert_frame_equal(
+        fast["F2"],
+        table(
+            ["x", "y"],
+            ("C1", "F2", "S5", "2019-12-16T13:00:01", "2019-12-16T13:00:01", "5", "6"),
+            ("C3", "F2", "S6", "2019-12-16T13:00:05", "2019-12-16T13:00:05", None, "7"),
+        ),
+    )
+    shuffled = long.sample(fraction=1.0, shuffle=True, seed=3)
+    assert chatbot._wide_tables(shuffled) is None  # not in report order: the pivot path builds them
+    from_pivot = chatbot.flow_tables(shuffled)
+    assert list(from_pivot) == ["F1", "F2"]
+    for flow, wide in fast.items():
+        assert_frame_equal(from_pivot[flow], wide)
+        assert_frame_equal(chatbot.flow_table(shuffled, flow), wide)
+        assert_frame_equal(chatbot.flow_table(long, flow), wide)
+
+
+def test_a_long_table_with_two_keys_at_one_key_order_goes_to_the_pivot() -> None:
+    long = report(
+        ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "a", "1", 1),
+        ("C1", "F1", "S2", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "b", "2", 1),
+    )
+
+    assert chatbot._wide_tables(long) is None
+    assert_frame_equal(
+        flow_table(long, "F1"),
+        table(
+            ["a", "b"],
+            ("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "1", None),
+            ("C1", "F1", "S2", "2019-12-16T13:00:00", "2019-12-16T13:00:00", None, "2"),
+        ),
+    )
