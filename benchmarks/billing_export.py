@@ -8,7 +8,8 @@ One run:
    of an earlier message (same message_id, customer, channel, payload; later time, any partition), channels
    Whatsapp 80% / WhatsApp 5% / SMS 10% / Email 5%;
 2. billing, each side in its own child process (peak RSS = VmHWM):
-   ours   `whatsapp_day_counts` + `bill_day` over a scan of the day's bronze files;
+   ours   `whatsapp_day_counts` + `bill_day` over `scan_window_parts` of the day's bronze files (what the
+          billing asset runs);
    pandas `read_parquet` of the columns needed, sort by (event_time, partition, offset), `drop_duplicates` on
           message_id (first copy), WhatsApp filter (case-insensitive), `groupby` size and latest name, price;
    both results must be equal;
@@ -168,7 +169,7 @@ def generate(root: str, rows: int, big_share: float, resend_rate: float) -> dict
 def ours_billing(root: str, pricing_csv: str) -> dict[str, Any]:
     import polars as pl
 
-    from quarantine_platform.storage.bronze_window import bronze_files, scan_window
+    from quarantine_platform.storage.bronze_window import bronze_files, scan_window_parts
     from quarantine_platform.storage.notification_lake import NotificationLake
     from quarantine_platform.transforms.billing import bill_day, load_pricing, whatsapp_day_counts
 
@@ -177,7 +178,7 @@ def ours_billing(root: str, pricing_csv: str) -> dict[str, Any]:
     files = bronze_files(NotificationLake(root), TOPIC)
     start, end = day_window()
     rows = bill_day(
-        whatsapp_day_counts(scan_window(files, start, end), DAY, "UTC"), load_pricing(pricing_csv), DAY
+        whatsapp_day_counts(scan_window_parts(files, start, end), DAY, "UTC"), load_pricing(pricing_csv), DAY
     )
     seconds = time.perf_counter() - started
     rows.write_parquet(f"{root}.billing_ours.parquet")

@@ -21,7 +21,7 @@ from quarantine_platform.storage.billing_warehouse import (
     replace_days,
     whatsapp_minutes_per_day,
 )
-from quarantine_platform.storage.bronze_window import bronze_files, scan_window
+from quarantine_platform.storage.bronze_window import bronze_files, scan_window_parts
 from quarantine_platform.transforms.billing import (
     PricingError,
     bill_day,
@@ -70,7 +70,8 @@ def billing_daily(
     days = [dt.date.fromisoformat(key) for key in context.partition_keys]
     for day in days:
         start, end = day_bounds(day, timezone)
-        rows = bill_day(whatsapp_day_counts(scan_window(files, start, end), day, timezone), pricing, day)
+        day_events = scan_window_parts(files, start, end)  # files inside the day are read without a filter
+        rows = bill_day(whatsapp_day_counts(day_events, day, timezone), pricing, day)
         with warehouse.connect() as con:
             replace_days(con, [day], rows, dt.datetime.now(dt.UTC), context.run_id)
         customers += rows.height

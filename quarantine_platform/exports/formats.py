@@ -125,8 +125,8 @@ def write_stream(lf: pl.LazyFrame, fmt: str, output: str | None, progress: Progr
             counted.sink_csv(tmp, check_extension=False, **_CSV_OPTIONS)
         elif fmt == "json":
             counted.sink_ndjson(tmp, check_extension=False)
-        else:
-            counted.sink_parquet(tmp)
+        else:  # zstd level 1: the size of the default level (3) here, ~30% less CPU
+            counted.sink_parquet(tmp, compression="zstd", compression_level=1)
         return counter.rows
 
 

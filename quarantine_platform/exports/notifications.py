@@ -8,7 +8,9 @@ How it stays bounded, in three passes over that customer's rows of the bronze fi
 2. the re-sent message ids: per local day, the message keys (64-bit hashes of message_id, stored in bronze)
    seen more than once (sorted 8-byte keys, in buckets of at most DUP_BUCKET_ROWS rows); their rows are then
    deduplicated exactly (`first_copies`), which gives the few (partition, offset) that are not first copies;
-3. slice by slice, in time order: the slice's rows minus those copies, sorted, handed to the writer.
+3. slice by slice, in time order: the slice's rows minus those copies, sorted (unless they already come out
+   of the files in order), handed to the writer.
+Pass 2 reads the files wholly inside a day without an event_time filter (`scan_window_parts`).
 The report is a LazyFrame backed by a Python source that yields the slices, so the sinks pull one slice at a
 time. A message_id is deduplicated within its customer's rows (re-sends carry the customer of the original).
 """
@@ -30,10 +32,16 @@ from polars.io.plugins import register_io_source
 from quarantine_platform import settings
 from quarantine_platform.errors import UserError
 from quarantine_platform.exports.formats import Progress, format_for, write_table
-from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window
+from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window, scan_window_parts
 from quarantine_platform.storage.notification_lake import NotificationLake
-from quarantine_platform.transforms.billing import day_bounds, repeated_values
-from quarantine_platform.transforms.notifications import MESSAGE_KEY, UTC_US, first_copies
+from quarantine_platform.transforms.billing import day_bounds
+from quarantine_platform.transforms.notifications import (
+    MESSAGE_KEY,
+    UTC_US,
+    first_copies,
+    repeated_values,
+    time_slices,
+)
 
 EXPORT_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime")
 EXPORT_SCHEMA = pl.Schema(
@@ -95,7 +103,8 @@ def plan_report(
         raise UserError(
             f"no messages for customer {customer_id} between {start.isoformat()} and {end.isoformat()}"
         )
-    return ReportPlan(customer_id, start, end, rows, _slices(in_window, start, end), files, later)
+    slices = time_slices(in_window, start, end, SLICE_ROWS)
+    return ReportPlan(customer_id, start, end, rows, slices, files, later)
 
 
 def _dedup_days(start: dt.datetime, end: dt.datetime, timezone: str) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -126,7 +135,9 @@ def _later_copies(
     found = [pl.DataFrame(schema={"partition": pl.Int32, "offset": pl.Int64, "event_time": UTC_US})]
     key = pl.col(MESSAGE_KEY)
     for day_start, day_end in _dedup_days(start, end, timezone):
-        day = scan_window(files, day_start, day_end).filter(pl.col("customer_id") == customer_id)
+        # The files wholly inside the range need no event_time filter: most of a day's files.
+        parts = scan_window_parts(files, day_start, day_end).parts()
+        day = pl.concat([part.filter(pl.col("customer_id") == customer_id) for part in parts])
         rows = int(
             minutes.filter(pl.col("minute").is_between(day_start, day_end, closed="left"))["rows"].sum()
         )
@@ -152,33 +163,35 @@ def _later_copies(
     return pl.concat(found)
 
 
-def _slices(
-    minutes: pl.DataFrame, start: dt.datetime, end: dt.datetime
-) -> list[tuple[dt.datetime, dt.datetime]]:
-    """Consecutive [a, b) covering [start, end), cut at minute boundaries so that each holds at most
-    SLICE_ROWS rows (or a single minute)."""
-    cuts = [start]
-    held = 0
-    for minute, rows in minutes.filter(pl.col("minute") < end).iter_rows():
-        if held and held + rows > SLICE_ROWS and minute > cuts[-1]:
-            cuts.append(minute)
-            held = 0
-        held += rows
-    cuts.append(end)
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
-
-
 def _customer_known(lake: NotificationLake, topic: str, customer_id: int) -> bool:
     found = lake.scan_events(topic).filter(pl.col("customer_id") == customer_id).select("offset").head(1)
     return found.collect().height > 0
 
 
 def _slice_rows(plan: ReportPlan, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    """The slice's rows, first copies only, in report order. Rows often come out of the files already in
+    that order (a file's rows follow its offsets): then sorting, which moves every string of the slice, is
+    skipped."""
     rows = scan_window(plan.files, start, end).filter(pl.col("customer_id") == plan.customer_id)
     later = plan.later_copies.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
     if later.height:
-        rows = rows.join(later.lazy().drop("event_time"), on=["partition", "offset"], how="anti")
-    return rows.sort(_ORDER).select(EXPORT_COLUMNS).collect(engine="streaming")
+        rows = rows.join(
+            later.lazy().drop("event_time"), on=["partition", "offset"], how="anti", maintain_order="left"
+        )
+    frame = rows.select(*_ORDER, *EXPORT_COLUMNS).collect(engine="streaming")
+    if not in_report_order(frame):
+        frame = frame.sort(_ORDER)
+    return frame.select(EXPORT_COLUMNS)
+
+
+def in_report_order(frame: pl.DataFrame) -> bool:
+    """Whether the rows are sorted by (event_time, partition, offset)."""
+    time, partition, offset = (pl.col(name) for name in _ORDER)
+    after = [column.shift(-1) for column in (time, partition, offset)]
+    ordered = (after[0] > time) | (
+        (after[0] == time) & ((after[1] > partition) | ((after[1] == partition) & (after[2] >= offset)))
+    )
+    return bool(frame.select(ordered.fill_null(True).all()).item())
 
 
 def _source(

@@ -26,6 +26,12 @@ class BronzeFile:
     minutes: np.ndarray | None  # sorted epoch seconds of the event minutes present; None: not recorded
     key_recipe: str | None = None  # recipe of the file's message_key column; None: no such column
 
+    def inside(self, start: dt.datetime, end: dt.datetime) -> bool:
+        """Whether every event of the file lies in [start, end) (a minute m holds events of [m, m + 60 s))."""
+        if self.minutes is None or not len(self.minutes):
+            return False
+        return self.minutes[0] >= start.timestamp() and self.minutes[-1] + 60 <= end.timestamp()
+
     def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
         """Whether the file may hold an event of [start, end)."""
         if self.minutes is None:
@@ -48,12 +54,42 @@ def bronze_files(lake: NotificationLake, topic: str | None) -> list[BronzeFile]:
     return found
 
 
+@dataclass(frozen=True)
+class WindowScan:
+    """The events of [start, end) in two parts, so that a reader that needs no event time decodes none for
+    most files: `inside`, the rows of the files wholly in the window (no filter needed); `edges`, the rows of
+    the other files that may hold some, filtered on event_time. Both have WINDOW_SCHEMA."""
+
+    start: dt.datetime
+    end: dt.datetime
+    inside: pl.LazyFrame
+    edges: pl.LazyFrame
+
+    def parts(self) -> list[pl.LazyFrame]:
+        return [self.inside, self.edges]
+
+    def lazy(self) -> pl.LazyFrame:
+        return pl.concat(self.parts(), how="vertical")
+
+
+def scan_window_parts(files: list[BronzeFile], start: dt.datetime, end: dt.datetime) -> WindowScan:
+    """`scan_window` split by whether a file lies wholly in [start, end) (from the minutes in its footer)."""
+    inside = [f for f in files if f.inside(start, end)]
+    edges = [f for f in files if not f.inside(start, end)]
+    return WindowScan(start, end, _scan(inside), scan_window(edges, start, end))
+
+
 def scan_window(files: list[BronzeFile], start: dt.datetime, end: dt.datetime) -> pl.LazyFrame:
     """The events of [start, end) from the files that may hold some (row groups are pruned further by the
     scan's statistics), with their `message_key` (WINDOW_SCHEMA): read from the files whose keys were made
     the way this process makes them, computed from message_id for the others (files written before the
     column existed, or by another Polars version), so that equal message_ids always have equal keys."""
-    paths = [f for f in files if f.overlaps(start, end)]
+    events = _scan([f for f in files if f.overlaps(start, end)])
+    return events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+
+
+def _scan(paths: list[BronzeFile]) -> pl.LazyFrame:
+    """All rows of `paths` with their message_key (WINDOW_SCHEMA), see `scan_window`."""
     if not paths:
         return pl.LazyFrame(schema=WINDOW_SCHEMA)
     recipe = message_key_recipe()
@@ -68,5 +104,4 @@ def scan_window(files: list[BronzeFile], start: dt.datetime, end: dt.datetime) -
                 message_key(pl.col("message_id"))
             )
         )
-    events = scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")
-    return events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+    return scans[0] if len(scans) == 1 else pl.concat(scans, how="vertical")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import polars as pl
 
 from quarantine_platform.errors import UserError
-from quarantine_platform.transforms.notifications import MESSAGE_KEY, WHATSAPP, message_key
+from quarantine_platform.storage.bronze_window import WindowScan
+from quarantine_platform.transforms.notifications import MESSAGE_KEY, WHATSAPP, message_key, repeated_values
 
 DEFAULT_UNIT_PRICE = Decimal("0.04")
 PRICE_DTYPE = pl.Decimal(18, 4)
@@ -154,33 +155,39 @@ def day_bounds(day: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def whatsapp_day_counts(events: pl.LazyFrame, day: dt.date, timezone: str) -> pl.DataFrame:
+def whatsapp_day_counts(events: pl.LazyFrame | WindowScan, day: dt.date, timezone: str) -> pl.DataFrame:
     """Per customer with WhatsApp traffic on `day` (a day of `timezone`): the WhatsApp notifications, a
     message_id counting once, in the channel and customer of its first copy (`first_copies`: earliest event
     time, then partition, offset); and the latest customer_name seen that day. `events` may hold other days;
     they are filtered out here. Its `message_key` column (as `scan_window` gives it) is used when present,
-    else the key is computed from message_id.
+    else the key is computed from message_id. A `WindowScan` of exactly the day (`scan_window_parts`, what
+    the billing asset passes) lets the passes skip event_time for the files wholly inside the day.
 
     Count per (customer, channel) = its rows - its rows of re-sent ids + the re-sent ids whose first copy it
     holds. Passes over the day, each reading only the columns it needs:
     1. the message keys (8 bytes a row, the only thing kept per row), sorted: the keys seen more than once;
-    2. the rows with those keys (re-sends, ~1% of a day, plus the rare hash collision): message_id, event
-       time, customer, channel. They are settled exactly on message_id (ids that share a key stay apart);
+    2. the rows with those keys (re-sends, ~1% of a day, plus the rare hash collision): message_id, customer,
+       channel. They are settled exactly on message_id (ids that share a key stay apart);
     3. rows per (customer, channel, name) over the whole day (no event time).
-    Rarely needed, and then only for the rows concerned: the partition and offset of re-sent ids whose
-    earliest copies tie on event time in different customers or channels; the event times of customers seen
-    under more than one name that day (the latest name wins)."""
-    start, end = day_bounds(day, timezone)
-    rows = events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
-    if MESSAGE_KEY not in rows.collect_schema():
-        rows = rows.with_columns(message_key(pl.col("message_id")))
+    Rarely needed, and then only for the rows concerned: the event time, partition and offset of re-sent ids
+    whose copies disagree on (customer, channel); the event times of customers seen under more than one
+    name that day (the latest name wins)."""
+    parts = _day_parts(events, day, timezone)
+    rows = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
 
-    repeated = repeated_values(rows.select(MESSAGE_KEY).collect(engine="streaming").to_series())
-    resent = rows.filter(pl.col(MESSAGE_KEY).is_in(repeated.implode()))
-    copies = resent.select("message_id", "event_time", "customer_id", "channel").collect(engine="streaming")
-    firsts = _first_copy_groups(copies, resent)
+    keys = _each(parts, lambda part: part.select(MESSAGE_KEY)).collect(engine="streaming").to_series()
+    repeated = repeated_values(keys).implode()
+    del keys
+    copies = _each(
+        parts,
+        lambda part: part.filter(pl.col(MESSAGE_KEY).is_in(repeated)).select(
+            MESSAGE_KEY, "message_id", "customer_id", "channel"
+        ),
+    ).collect(engine="streaming")
+    firsts = _first_copy_groups(copies, rows)
 
-    seen = rows.group_by("customer_id", "channel", "customer_name").agg(rows=pl.len().cast(pl.Int64))
+    seen = _each(parts, lambda part: part.select("customer_id", "channel", "customer_name"))
+    seen = seen.group_by("customer_id", "channel", "customer_name").agg(rows=pl.len().cast(pl.Int64))
     seen = seen.collect(engine="streaming")
     adjustment = pl.concat(
         [
@@ -203,18 +210,40 @@ def whatsapp_day_counts(events: pl.LazyFrame, day: dt.date, timezone: str) -> pl
     )
 
 
-def _first_copy_groups(copies: pl.DataFrame, resent: pl.LazyFrame) -> pl.DataFrame:
+def _day_parts(events: pl.LazyFrame | WindowScan, day: dt.date, timezone: str) -> list[pl.LazyFrame]:
+    """The day's rows with their message_key, as one or more LazyFrames (see `whatsapp_day_counts`)."""
+    start, end = day_bounds(day, timezone)
+    if isinstance(events, WindowScan):
+        if (events.start, events.end) != (start, end):
+            raise ValueError(
+                f"the window scan is [{events.start}, {events.end}), not the day {day} in {timezone}"
+            )
+        return events.parts()
+    rows = events.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+    if MESSAGE_KEY not in rows.collect_schema():
+        rows = rows.with_columns(message_key(pl.col("message_id")))
+    return [rows]
+
+
+def _each(parts: list[pl.LazyFrame], query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.LazyFrame:
+    """`query` over each part, the results stacked (a filter on one part does not reach the others)."""
+    done = [query(part) for part in parts]
+    return done[0] if len(done) == 1 else pl.concat(done, how="vertical")
+
+
+def _first_copy_groups(copies: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
     """(customer_id, channel) of the first copy of each message_id of `copies` (one row per message_id).
-    The earliest event time decides; when the earliest copies of an id disagree on (customer, channel), their
-    partition and offset decide, read from `resent` for those ids only."""
-    earliest = copies.filter(pl.col("event_time") == pl.col("event_time").min().over("message_id"))
-    candidates = earliest.unique(["message_id", "customer_id", "channel"])
-    tied = candidates.filter(pl.len().over("message_id") > 1)["message_id"].unique()
-    settled = candidates.filter(~pl.col("message_id").is_in(tied.implode()))
-    if tied.is_empty():
+    When all copies of an id share (customer, channel), that is it, whichever copy came first. When they do
+    not (rare), the earliest (event time, partition, offset) decides, read from `rows` for those ids only."""
+    groups = copies.select("message_id", "customer_id", "channel").unique()
+    mixed = groups.filter(pl.len().over("message_id") > 1)["message_id"].unique()
+    settled = groups.filter(~pl.col("message_id").is_in(mixed.implode()))
+    if mixed.is_empty():
         return settled.select("customer_id", "channel")
+    keys = copies.filter(pl.col("message_id").is_in(mixed.implode()))[MESSAGE_KEY].unique()
     ties = (
-        resent.filter(pl.col("message_id").is_in(tied.implode()))
+        rows.filter(pl.col(MESSAGE_KEY).is_in(keys.implode()))
+        .filter(pl.col("message_id").is_in(mixed.implode()))
         .select("partition", "offset", "message_id", "event_time", "customer_id", "channel")
         .collect(engine="streaming")
     )
@@ -244,15 +273,6 @@ def _latest_names(seen: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
         .agg(pl.col("customer_name").last())
     )
     return pl.concat([names.filter(~pl.col("customer_id").is_in(several.implode())), latest])
-
-
-def repeated_values(values: pl.Series) -> pl.Series:
-    """The values that occur more than once. Sorting 8-byte keys in numpy (single-threaded) is faster here
-    than Polars' hash-based `is_duplicated`/`unique` or a multi-threaded sort, measured at 10M-100M keys."""
-    ordered = values.to_numpy(writable=True)  # the keys of a scan come in chunks: this is a copy already
-    ordered.sort()
-    twice = ordered[1:][ordered[1:] == ordered[:-1]]
-    return pl.Series(values.name, np.unique(twice), dtype=values.dtype)
 
 
 # --- the bill and its human form ----------------------------------------------------------------------------
