@@ -520,8 +520,7 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         (customer, _), (flow, flows) = (_lexical_ids(valid[c]) for c in ("customer", "flow"))
         # Each answer's rank in time, ties in file order (the rows are in file order: a stable sort keeps
         # it).
-        by_time = pl.arg_sort_by(pl.col("micros"), maintain_order=True)
-        in_time = valid.select(by_time).to_series()
+        in_time, _ = _stable_sort((micros - micros.min()).cast(pl.UInt64))
         rank = _inverse(in_time)
         session, sessions = session_ids.result()
     # A key's column position within its flow: the order of the keys' first valid answers.
@@ -549,9 +548,8 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     order_bits = _bits(int(firsts["order"].max()))
     session_id = _session_ids(customer, flow, flows, session, sessions, order_bits)
     cell = (session_id * (1 << order_bits) + key_order.cast(pl.UInt64)).gather(in_time)
-    by_cell = cell.to_frame("cell").select(pl.arg_sort_by("cell", maintain_order=True)).to_series()
+    by_cell, cell = _stable_sort(cell)
     rows = in_time.gather(by_cell)
-    cell = cell.gather(by_cell)
     latest = (cell != cell.shift(-1)).fill_null(True)
     session_of_row = (cell // (1 << order_bits)).set_sorted()
     per_session = (
@@ -561,10 +559,7 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             pl.col("micros").min().alias("first"), pl.col("micros").max().alias("last"), pl.col("row").first()
         )
     )
-    times = per_session.select(
-        pl.from_epoch(pl.col(c), "us").dt.strftime(DT_FORMAT).alias(f"{c}_answer_dt")
-        for c in ("first", "last")
-    )
+    times = pl.DataFrame([_utc_texts(per_session[c]).alias(f"{c}_answer_dt") for c in ("first", "last")])
     per_session = pl.concat([valid.select(SESSION_COLUMNS[:3])[per_session["row"]], times], how="horizontal")
     kept = rows.filter(latest)
     kept_session = session_of_row.filter(latest)
@@ -592,6 +587,33 @@ def _session_ids(
         )
     triples = pl.DataFrame({"c": customer, "f": flow, "s": session})
     return triples.select(pl.struct("c", "f", "s").rank("dense").cast(pl.UInt64) - 1).to_series()
+
+
+def _stable_sort(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The stable sorting permutation of UInt64 ``values`` and the sorted values. While each value and its
+    position fit in 64 bits side by side, the packed integers are sorted (all distinct, so any sort is
+    stable, and a plain sort of integers is cheaper than a stable arg sort) and split again."""
+    position_bits = _bits(len(values) - 1)
+    packs = len(values) > 0 and values.null_count() == 0
+    if not packs or _bits(int(values.max())) + position_bits > _PACKED_BITS:  # type: ignore[arg-type]
+        order = values.to_frame("v").select(pl.arg_sort_by("v", maintain_order=True)).to_series()
+        return order, values.gather(order)
+    positions = pl.int_range(0, len(values), dtype=pl.UInt64, eager=True)
+    packed = (values * (1 << position_bits) + positions).sort()
+    return (packed % (1 << position_bits)).cast(pl.UInt32), packed // (1 << position_bits)
+
+
+def _utc_texts(micros: pl.Series) -> pl.Series:
+    """``DT_FORMAT`` text of each epoch-microsecond instant (UTC). The text is that of the instant's second,
+    so while the seconds span no more values than there are instants (a day: 86,400 seconds for ~2M
+    sessions), each second is formatted once and the texts are gathered: formatting is the costly part."""
+    seconds = micros // 1_000_000  # floor: an instant before 1970 belongs to the second that starts before it
+    low = int(seconds.min() or 0)  # type: ignore[arg-type]
+    span = int(seconds.max() or 0) - low + 1  # type: ignore[arg-type]
+    if span > max(len(micros), 1 << 16):
+        return pl.from_epoch(micros, "us").dt.strftime(DT_FORMAT)
+    table = pl.from_epoch(pl.int_range(low, low + span, eager=True), "s").dt.strftime(DT_FORMAT)
+    return table.gather(seconds - low)  # a null instant gathers a null text
 
 
 def _bits(largest: int) -> int:

@@ -439,6 +439,46 @@ def test_report_times_are_utc_whatever_the_zone_of_the_answers() -> None:
     )
 
 
+@pytest.mark.parametrize("packed_bits", [64, 0], ids=["packed-with-positions", "stable-arg-sort"])
+def test_the_report_sorts_keep_equal_values_in_their_order(
+    monkeypatch: pytest.MonkeyPatch, packed_bits: int
+) -> None:
+    monkeypatch.setattr(chatbot, "_PACKED_BITS", packed_bits)
+    values = pl.Series([5, 3, 5, 0, 3, 7, 0], dtype=pl.UInt64)
+
+    order, ordered = chatbot._stable_sort(values)
+
+    assert order.to_list() == [3, 6, 1, 4, 0, 2, 5]
+    assert ordered.to_list() == [0, 0, 3, 3, 5, 5, 7]
+
+
+def test_a_sort_with_nulls_or_nothing_to_sort_takes_the_stable_arg_sort() -> None:
+    order, ordered = chatbot._stable_sort(pl.Series([2, None, 1, 2], dtype=pl.UInt64))
+    assert (order.to_list(), ordered.to_list()) == ([1, 2, 0, 3], [None, 1, 2, 2])
+    order, ordered = chatbot._stable_sort(pl.Series([], dtype=pl.UInt64))
+    assert (order.to_list(), ordered.to_list()) == ([], [])
+
+
+@pytest.mark.parametrize("last", [2_000_000, 10**17], ids=["seconds-looked-up", "seconds-formatted-each"])
+def test_report_times_are_the_second_of_each_instant_also_before_1970(last: int) -> None:
+    # A narrow span of seconds is formatted once per second and looked up; a wide one instant by instant.
+    micros = pl.Series([-1, 0, 999_999, 1_000_000, -1_000_001, None, last], dtype=pl.Int64)
+
+    texts = chatbot._utc_texts(micros)
+
+    assert texts.to_list()[:6] == [
+        "1969-12-31T23:59:59",
+        "1970-01-01T00:00:00",
+        "1970-01-01T00:00:00",
+        "1970-01-01T00:00:01",
+        "1969-12-31T23:59:58",
+        None,
+    ]
+    assert_frame_equal(
+        texts.to_frame("t"), pl.from_epoch(micros, "us").dt.strftime("%Y-%m-%dT%H:%M:%S").to_frame("t")
+    )
+
+
 def test_no_answers_give_an_empty_report_and_an_unknown_flow_an_empty_table() -> None:
     long = chatbot_report(pl.DataFrame(schema=ANSWER_SCHEMA))
 
