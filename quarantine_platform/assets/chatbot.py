@@ -8,6 +8,7 @@ them in metadata; rejected records are reported by file, position and reason onl
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from functools import partial
 
@@ -32,6 +33,17 @@ from quarantine_platform.transforms.chatbot import (
 GROUP = "chatbot"
 CHATBOT_ANSWERS = dg.AssetKey("chatbot_answers")
 CHATBOT_REPORT = dg.AssetKey("chatbot_report")
+REPORT_CELLS_UNIQUE = dg.AssetCheckSpec(
+    "chatbot_report_cells_unique",
+    asset=CHATBOT_REPORT,
+    description="One row per (date, customer, flow, session, key) on the days the run wrote.",
+)
+REPORT_CELLS_VALID = dg.AssetCheckSpec(
+    "chatbot_report_cells_valid",
+    asset=CHATBOT_REPORT,
+    description="Every stored value is a valid answer (not blank, trimmed) and every session's first answer "
+    "time is not after its last, on the days the run wrote.",
+)
 REJECTED_SHOWN = 20
 _DOWNLOAD = threading.Lock()
 
@@ -145,13 +157,14 @@ def _rejected_table(rejected: pl.DataFrame) -> dg.MetadataValue:
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
     kinds={"polars", "duckdb"},
+    check_specs=[REPORT_CELLS_UNIQUE, REPORT_CELLS_VALID],
     description="Per (customer, flow, session) over the day's hours: first/last valid answer time (UTC) and "
     "the latest valid value of every key, stored flow-agnostically (one row per session and key, with "
     "the key's column position in its flow). `qp export chatbot --flow F` pivots one flow.",
 )
 def chatbot_report_asset(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     window = context.partition_time_window
     days = [
         (window.start + dt.timedelta(days=i)).date()
@@ -176,13 +189,20 @@ def chatbot_report_asset(
             store.replace_day(con, day, report, answers_read=answers.height, run_id=context.run_id)
             sessions[day.strftime(DAY_FORMAT)] = report.select("customer", "flow", "session").n_unique()
             answers_read += answers.height
-    return dg.MaterializeResult(
+        duplicates, invalid = store.duplicate_cells(con, days), store.invalid_cells(con, days)
+    yield dg.MaterializeResult(
         metadata={
             "days": f"{days[0]} .. {days[-1]} ({len(days)})",
             "answers_read": answers_read,
             "sessions": sum(sessions.values()),
             "sessions_per_day": dg.MetadataValue.json(dict(list(sessions.items())[-31:])),
         }
+    )
+    yield dg.AssetCheckResult(
+        check_name=REPORT_CELLS_UNIQUE.name, passed=duplicates == 0, metadata={"duplicate_cells": duplicates}
+    )
+    yield dg.AssetCheckResult(
+        check_name=REPORT_CELLS_VALID.name, passed=invalid == 0, metadata={"invalid_cells": invalid}
     )
 
 

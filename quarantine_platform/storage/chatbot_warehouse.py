@@ -171,3 +171,22 @@ def read_report(con: duckdb.DuckDBPyConnection, day: dt.date) -> pl.DataFrame | 
         params=[day],
     ).pl()
     return frame.cast(dict(REPORT_SCHEMA))
+
+
+def duplicate_cells(con: duckdb.DuckDBPyConnection, days: list[dt.date]) -> int:
+    """(date, customer, flow, session, key) stored more than once among `days`: each is one cell."""
+    return con.execute(
+        f"select count(*) from (select 1 from {REPORT_TABLE} where date in (select unnest(?::date[])) "
+        "group by date, customer, flow, session, key having count(*) > 1)",
+        [days],
+    ).fetchall()[0][0]
+
+
+def invalid_cells(con: duckdb.DuckDBPyConnection, days: list[dt.date]) -> int:
+    """Report rows among `days` that no valid answer could give: a blank or padded value (blanks are not
+    answers, values are stored trimmed) or a session whose first answer comes after its last."""
+    return con.execute(
+        f"select count(*) from {REPORT_TABLE} where date in (select unnest(?::date[])) "
+        "and (trim(value) = '' or value <> trim(value) or first_answer_dt > last_answer_dt)",
+        [days],
+    ).fetchall()[0][0]

@@ -325,3 +325,30 @@ def test_report_rows_are_stored_long_form_with_the_key_order(materialized_seed_d
             }
         ),
     )
+
+
+def test_the_report_checks_pass_on_the_seed_and_fail_on_a_repeated_or_blank_cell(
+    seed_data: Path, monkeypatch
+) -> None:
+    from quarantine_platform.assets import chatbot as chatbot_assets
+
+    instance = dg.DagsterInstance.ephemeral()
+    _, report = materialize_day(instance=instance)
+    assert {e.check_name: e.passed for e in report.get_asset_check_evaluations()} == {
+        "chatbot_report_cells_unique": True,
+        "chatbot_report_cells_valid": True,
+    }
+
+    right = chatbot_assets.chatbot_report
+
+    def wrong(answers: pl.DataFrame) -> pl.DataFrame:  # a cell twice and a blank value, as a bug would
+        rows = right(answers)
+        return pl.concat(
+            [rows, rows.head(1), rows.head(1).with_columns(key=pl.lit("other"), value=pl.lit(" "))]
+        )
+
+    monkeypatch.setattr(chatbot_assets, "chatbot_report", wrong)
+    again = materialize(chatbot_report_asset, partition=SEED_DAY, instance=instance)
+    failed = {e.check_name: e.metadata for e in again.get_asset_check_evaluations() if not e.passed}
+    assert failed["chatbot_report_cells_unique"]["duplicate_cells"].value == 1
+    assert failed["chatbot_report_cells_valid"]["invalid_cells"].value == 1
