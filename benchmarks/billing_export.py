@@ -34,7 +34,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -42,13 +41,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from quarantine_platform.process_memory import peak_rss_mib
+from quarantine_platform.process_memory import in_fresh_process, peak_rss_mib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -67,17 +65,10 @@ PAYLOADS = [
     "Lembrete: sua fatura vence amanhã, boleto ",
 ]
 OUT = Path(__file__).resolve().parent / "out" / "billing_export.json"
-SPAWN = mp.get_context("spawn")
 _MASK = (1 << 64) - 1
 
 
 # --- process helpers ---------------------------------------------------------------------------------------
-
-
-def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run `fn(*args)` in a fresh spawned process (its peak RSS is its own) and return its result."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def day_window() -> tuple[dt.datetime, dt.datetime]:
@@ -338,7 +329,7 @@ def run_scale(work: Path, rows: int, args: argparse.Namespace, with_pandas: bool
 
     def step(name: str, fn: Callable[..., dict[str, Any]], *fn_args: Any) -> None:
         print(f"[{rows:,} rows] {name} ...", flush=True)
-        results[name] = in_child(fn, *fn_args)
+        results[name] = in_fresh_process(fn, *fn_args)
         print(f"  {results[name]}", flush=True)
 
     if not Path(root).exists():

@@ -29,24 +29,17 @@ import platform
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from quarantine_platform.process_memory import peak_rss_mib
+from quarantine_platform.process_memory import in_fresh_process, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "out" / "invoices_chatbot.json"
-SPAWN = mp.get_context("spawn")
 REFERENCE_MONTH = dt.date(2020, 1, 1)
 DAY = dt.date(2019, 12, 16)
 FLOWS = 30
-
-
-def in_child(fn: Any, *args: Any) -> dict[str, Any]:
-    with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
-        return pool.submit(fn, *args).result()
 
 
 # --- data ------------------------------------------------------------------------------------------------
@@ -386,10 +379,10 @@ def main() -> int:
             continue
         ours_file, peer_file = folder / f"{name}.ours.parquet", folder / f"{name}.pandas.parquet"
         print(f"{name}: ours ...", flush=True)
-        ours = in_child(ours_fn, str(folder), str(ours_file))
+        ours = in_fresh_process(ours_fn, str(folder), str(ours_file))
         print(f"  {ours['seconds']:.2f} s, peak {ours['peak_mib']:.0f} MiB", flush=True)
         print(f"{name}: pandas ...", flush=True)
-        peer = in_child(peer_fn, str(folder), str(peer_file))
+        peer = in_fresh_process(peer_fn, str(folder), str(peer_file))
         print(f"  {peer['seconds']:.2f} s, peak {peer['peak_mib']:.0f} MiB", flush=True)
         results[name] = {
             "ours": ours,

@@ -30,33 +30,23 @@ import contextlib
 import datetime as dt
 import io
 import json
-import multiprocessing as mp
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from quarantine_platform.process_memory import peak_rss_mib
+from quarantine_platform.process_memory import in_fresh_process, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "quarantine.json"
 RULES = ROOT / "data" / "quarantine_rules.yaml"
 LOAD_DATE = dt.date(2026, 11, 23)
 CHANNEL = "Marketing"
-SPAWN = mp.get_context("spawn")
 CRM_SNAPSHOTS = 4
-
-
-def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run `fn(*args)` in a fresh spawned process (its peak memory is its own) and return its result."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=SPAWN) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def _child_pids() -> list[str]:
@@ -489,20 +479,20 @@ def main() -> int:
         data = generate(work, args.rows, args.audience)
         print(f"data generated in {time.perf_counter() - began:.1f} s: {data}", flush=True)
         results: dict[str, dict[str, Any]] = {"table": {}, "audience": {}}
-        results["table"]["ours"] = in_child(ours_table, str(work))
+        results["table"]["ours"] = in_fresh_process(ours_table, str(work))
         print("table, ours:", results["table"]["ours"], flush=True)
-        results["table"]["pandas"] = in_child(pandas_table, str(work))
+        results["table"]["pandas"] = in_fresh_process(pandas_table, str(work))
         print("table, pandas:", results["table"]["pandas"], flush=True)
         if "pyspark" in peers:
-            results["table"]["pyspark"] = in_child(spark_table, str(work))
+            results["table"]["pyspark"] = in_fresh_process(spark_table, str(work))
             print("table, pyspark:", results["table"]["pyspark"], flush=True)
         equal = same_tables(work, peers)
-        results["audience"]["ours"] = in_child(ours_audience, str(work))
+        results["audience"]["ours"] = in_fresh_process(ours_audience, str(work))
         print("audience, ours:", results["audience"]["ours"], flush=True)
-        results["audience"]["pandas"] = in_child(pandas_audience, str(work))
+        results["audience"]["pandas"] = in_fresh_process(pandas_audience, str(work))
         print("audience, pandas:", results["audience"]["pandas"], flush=True)
         if "pyspark" in peers:
-            results["audience"]["pyspark"] = in_child(spark_audience, str(work))
+            results["audience"]["pyspark"] = in_fresh_process(spark_audience, str(work))
             print("audience, pyspark:", results["audience"]["pyspark"], flush=True)
         ours_counts = results["audience"]["ours"]["counts"]
         counts_equal = {
