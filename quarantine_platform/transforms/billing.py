@@ -21,7 +21,13 @@ import polars as pl
 
 from quarantine_platform.errors import UserError
 from quarantine_platform.storage.bronze_window import WindowScan
-from quarantine_platform.transforms.notifications import MESSAGE_KEY, WHATSAPP, message_key, repeated_values
+from quarantine_platform.transforms.notifications import (
+    MESSAGE_KEY,
+    WHATSAPP,
+    first_copies,
+    message_key,
+    repeated_values,
+)
 
 DEFAULT_UNIT_PRICE = Decimal("0.04")
 PRICE_DTYPE = pl.Decimal(18, 4)
@@ -184,7 +190,7 @@ def whatsapp_day_counts(events: pl.LazyFrame | WindowScan, day: dt.date, timezon
             MESSAGE_KEY, "message_id", "customer_id", "channel"
         ),
     ).collect(engine="streaming")
-    firsts = _first_copy_groups(copies, rows)
+    firsts = _first_copy_groups(copies, rows, timezone)
 
     seen = _each(parts, lambda part: part.select("customer_id", "channel", "customer_name"))
     seen = seen.group_by("customer_id", "channel", "customer_name").agg(rows=pl.len().cast(pl.Int64))
@@ -231,10 +237,11 @@ def _each(parts: list[pl.LazyFrame], query: Callable[[pl.LazyFrame], pl.LazyFram
     return done[0] if len(done) == 1 else pl.concat(done, how="vertical")
 
 
-def _first_copy_groups(copies: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
+def _first_copy_groups(copies: pl.DataFrame, rows: pl.LazyFrame, timezone: str) -> pl.DataFrame:
     """(customer_id, channel) of the first copy of each message_id of `copies` (one row per message_id).
     When all copies of an id share (customer, channel), that is it, whichever copy came first. When they do
-    not (rare), the earliest (event time, partition, offset) decides, read from `rows` for those ids only."""
+    not (rare), `first_copies` decides, on the event time, partition and offset read from `rows` for those
+    ids only."""
     groups = copies.select("message_id", "customer_id", "channel").unique()
     mixed = groups.filter(pl.len().over("message_id") > 1)["message_id"].unique()
     settled = groups.filter(~pl.col("message_id").is_in(mixed.implode()))
@@ -245,13 +252,11 @@ def _first_copy_groups(copies: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame
         rows.filter(pl.col(MESSAGE_KEY).is_in(keys.implode()))
         .filter(pl.col("message_id").is_in(mixed.implode()))
         .select("partition", "offset", "message_id", "event_time", "customer_id", "channel")
-        .collect(engine="streaming")
     )
-    ordered = ties.sort("event_time", "partition", "offset")
     return pl.concat(
         [
             settled.select("customer_id", "channel"),
-            ordered.group_by("message_id").first().select("customer_id", "channel"),
+            first_copies(ties, timezone).select("customer_id", "channel").collect(engine="streaming"),
         ]
     )
 
