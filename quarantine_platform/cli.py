@@ -140,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     panel = sub.add_parser("panel", help="serve the customer panel")
     panel.add_argument("--host", default=None, help="default QP_PANEL_HOST")
     panel.add_argument("--port", type=int, default=None, help="default QP_PANEL_PORT")
+    panel.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        default=None,
+        help="mark the sign-in cookie Secure (behind HTTPS); default QP_PANEL_SECURE_COOKIES",
+    )
     token = sub.add_parser("token", help="panel access tokens (stored hashed)")
     actions = token.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a token; it is printed once")

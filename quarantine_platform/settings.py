@@ -58,6 +58,7 @@ def _defaults() -> dict[str, str]:
         "QP_PANEL_PORT": "8080",
         "QP_PANEL_TOKENS": f"{data_dir}/panel_tokens.sqlite",
         "QP_PANEL_REFRESH_SECONDS": "60",
+        "QP_PANEL_SECURE_COOKIES": "false",
     }
 
 
@@ -96,6 +97,7 @@ DEFAULTS_DOC = {
     "QP_PANEL_PORT": "port `qp panel` listens on",
     "QP_PANEL_TOKENS": "SQLite store of the panel's access tokens (hashes only) and sessions",
     "QP_PANEL_REFRESH_SECONDS": "seconds between the panel pages' automatic refreshes",
+    "QP_PANEL_SECURE_COOKIES": "`true` marks the sign-in cookie Secure (a panel served over HTTPS)",
 }
 
 

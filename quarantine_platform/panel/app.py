@@ -227,7 +227,9 @@ def create_app(
         if session_id:
             token_store.close_session(session_id)
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=cfg.secure_cookies
+        )
         return response
 
     # --- pages ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`qp panel [--host H] [--port P]`: serve the panel with uvicorn (defaults QP_PANEL_HOST, QP_PANEL_PORT)."""
+"""`qp panel [--host H] [--port P] [--secure-cookies]`: serve the panel with uvicorn (defaults QP_PANEL_HOST,
+QP_PANEL_PORT, QP_PANEL_SECURE_COOKIES)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from quarantine_platform.panel.token_store import TokenStore
 from quarantine_platform.storage.panel_snapshot import SnapshotStore, panel_root
 
 
-def build_app():  # noqa: ANN201 - a Starlette app; imported lazily so `qp` does not pay for it elsewhere
-    """The panel app as the environment configures it."""
+def build_app(secure_cookies: bool | None = None):  # noqa: ANN201 - a Starlette app, imported lazily
+    """The panel app as the environment configures it; `secure_cookies` None reads QP_PANEL_SECURE_COOKIES."""
     from quarantine_platform.panel.app import create_app
 
     lake_root = settings.get("QP_LAKE_DIR")
@@ -28,6 +29,7 @@ def build_app():  # noqa: ANN201 - a Starlette app; imported lazily so `qp` does
         topic=settings.get("QP_KAFKA_TOPIC"),
         timezone=settings.get("QP_TIMEZONE"),
         refresh_seconds=_positive_int("QP_PANEL_REFRESH_SECONDS"),
+        secure_cookies=_switch("QP_PANEL_SECURE_COOKIES") if secure_cookies is None else secure_cookies,
     )
 
 
@@ -40,6 +42,18 @@ def _positive_int(name: str) -> int:
     if value <= 0:
         raise UserError(f"{name}={value} must be positive")
     return value
+
+
+_SWITCH_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _switch(name: str) -> bool:
+    """A true/false variable; anything else is refused, not read as false (a Secure flag silently off)."""
+    text = settings.get(name)
+    try:
+        return _SWITCH_WORDS[text.strip().lower()]
+    except KeyError:
+        raise UserError(f"{name}={text!r} must be true or false") from None
 
 
 def _log_to_stderr() -> None:
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     host = args.host or settings.get("QP_PANEL_HOST")
     port = args.port if args.port is not None else _positive_int("QP_PANEL_PORT")
-    app = build_app()
+    app = build_app(secure_cookies=args.secure_cookies)
     _log_to_stderr()
     tokens = TokenStore(settings.get("QP_PANEL_TOKENS"))
     if not any(t.revoked_at is None for t in tokens.list()):
