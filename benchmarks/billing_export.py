@@ -9,7 +9,8 @@ One run:
    Whatsapp 80% / WhatsApp 5% / SMS 10% / Email 5%;
 2. billing, each side in its own child process (peak RSS = VmHWM):
    ours   `whatsapp_day_counts` + `bill_day` over `scan_window_parts` of the day's bronze files (what the
-          billing asset runs);
+          billing asset runs); the rows per (customer, channel, name) of the files inside the day come from
+          their footers, written at commit: that cost is measured apart (`footer_totals_cost`);
    pandas `read_parquet` of the columns needed, sort by (event_time, partition, offset), `drop_duplicates` on
           message_id (first copy), WhatsApp filter (case-insensitive), `groupby` size and latest name, price;
    both results must be equal;
@@ -36,6 +37,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -69,6 +71,13 @@ _MASK = (1 << 64) - 1
 
 
 # --- process helpers ---------------------------------------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads): steadier than wall seconds on a
+    machine shared with other jobs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def day_window() -> tuple[dt.datetime, dt.datetime]:
@@ -154,6 +163,31 @@ def generate(root: str, rows: int, big_share: float, resend_rate: float) -> dict
     }
 
 
+def footer_totals_cost(root: str, sample: int = 8) -> dict[str, Any]:
+    """What the footer totals (rows per customer, channel, name; billing adds them up instead of reading
+    those columns) cost ingestion: `customer_rows_json` timed on `sample` of the day's files, as committed,
+    and extrapolated to the day. Paid once per file at commit, not at billing time."""
+    import polars as pl
+
+    from quarantine_platform.storage.notification_lake import NotificationLake, customer_rows_json
+    from quarantine_platform.transforms.notifications import EVENTS_SCHEMA
+
+    lake = NotificationLake(root)
+    committed = lake.committed(TOPIC)
+    chosen = committed[:: max(1, len(committed) // sample)][:sample]
+    frames = [pl.read_parquet(c.path, columns=list(EVENTS_SCHEMA.names())) for c in chosen]
+    cpu = time.process_time()
+    for frame in frames:
+        customer_rows_json(frame)
+    per_file = (time.process_time() - cpu) / len(frames)
+    return {
+        "files_timed": len(frames),
+        "cpu_ms_per_file": round(per_file * 1000, 1),
+        "rows_per_file": frames[0].height,
+        "cpu_seconds_for_the_day": round(per_file * len(committed), 2),
+    }
+
+
 # --- billing -----------------------------------------------------------------------------------------------
 
 
@@ -166,15 +200,18 @@ def ours_billing(root: str, pricing_csv: str) -> dict[str, Any]:
 
     baseline = peak_rss_mib()
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     files = bronze_files(NotificationLake(root), TOPIC)
     start, end = day_window()
     rows = bill_day(
         whatsapp_day_counts(scan_window_parts(files, start, end), DAY, "UTC"), load_pricing(pricing_csv), DAY
     )
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     rows.write_parquet(f"{root}.billing_ours.parquet")
     return {
         "seconds": seconds,
+        "cpu_seconds": round(cpu, 2),
         "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "customers": rows.height,
@@ -192,6 +229,7 @@ def pandas_billing(root: str, pricing_csv: str) -> dict[str, Any]:
 
     baseline = peak_rss_mib()
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     start, end = day_window()
     events = pd.read_parquet(
         Path(root) / "notification_events" / f"topic={TOPIC}",
@@ -225,9 +263,11 @@ def pandas_billing(root: str, pricing_csv: str) -> dict[str, Any]:
         for n, p in zip(counts["notifications"], counts["unit_price_brl"], strict=True)
     ]
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     counts.to_pickle(f"{root}.billing_pandas.pkl")
     return {
         "seconds": seconds,
+        "cpu_seconds": round(cpu, 2),
         "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "customers": len(counts),
@@ -259,13 +299,16 @@ def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[st
 
     baseline = peak_rss_mib()
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     start = day_window()[0]
     report = notifications_report(root, TOPIC, BIG_CUSTOMER, start, start + dt.timedelta(hours=hours), "UTC")
     rows = write_notifications_report(report, fmt, output)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     return {
         "rows": rows,
         "seconds": seconds,
+        "cpu_seconds": round(cpu, 2),
         "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "bytes": os.path.getsize(output),
@@ -277,6 +320,7 @@ def pandas_export(root: str, hours: int, output: str) -> dict[str, Any]:
 
     baseline = peak_rss_mib()
     started = time.perf_counter()
+    cpu_started = cpu_seconds()
     start = day_window()[0]
     events = pd.read_parquet(
         Path(root) / "notification_events" / f"topic={TOPIC}",
@@ -301,9 +345,11 @@ def pandas_export(root: str, hours: int, output: str) -> dict[str, Any]:
     columns = ["customer_id", "customer_name", "message_id", "payload", "event_datetime"]
     events.to_csv(output, columns=columns, index=False)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_started
     return {
         "rows": len(events),
         "seconds": seconds,
+        "cpu_seconds": round(cpu, 2),
         "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "bytes": os.path.getsize(output),
@@ -334,6 +380,7 @@ def run_scale(work: Path, rows: int, args: argparse.Namespace, with_pandas: bool
 
     if not Path(root).exists():
         step("generated", generate, root, rows, args.big_share, args.resend_rate)
+    step("footer_totals_cost", footer_totals_cost, root)
     step("billing_ours", ours_billing, root, pricing_csv)
     if with_pandas:
         step("billing_pandas", pandas_billing, root, pricing_csv)
@@ -411,7 +458,7 @@ def main() -> int:
 def _line(label: str, rows: int, r: dict[str, Any]) -> str:
     return (
         f"{label:22s} {rows:>13,} rows {r['seconds']:8.2f} s {rows / r['seconds']:>12,.0f} rows/s "
-        f"peak {r['peak_mib']:7.0f} MiB"
+        f"peak {r['peak_mib']:7.0f} MiB, CPU {r.get('cpu_seconds', float('nan')):6.2f} s"
     )
 
 
@@ -419,6 +466,12 @@ def report(results: dict[str, Any]) -> None:
     rows = results["rows"]
     print(f"\n--- a day of {rows:,} messages ---")
     print(_line("billing ours", rows, results["billing_ours"]))
+    if "footer_totals_cost" in results:
+        cost = results["footer_totals_cost"]
+        print(
+            f"  + at commit (ingestion), footer totals: {cost['cpu_ms_per_file']} CPU-ms per file of "
+            f"{cost['rows_per_file']:,} rows, {cost['cpu_seconds_for_the_day']} CPU-s for the day"
+        )
     if "billing_pandas" in results:
         print(_line("billing pandas", rows, results["billing_pandas"]))
         speed = results["billing_pandas"]["seconds"] / results["billing_ours"]["seconds"]

@@ -25,6 +25,9 @@ class BronzeFile:
     path: str
     minutes: np.ndarray | None  # sorted epoch seconds of the event minutes present; None: not recorded
     key_recipe: str | None = None  # recipe of the file's message_key column; None: no such column
+    # Whether its footer holds its rows per (customer, channel, name) (read with `read_customer_rows`; not
+    # kept here: every file of the history is listed, and these totals are ~40 kB a file).
+    has_customer_rows: bool = False
 
     def inside(self, start: dt.datetime, end: dt.datetime) -> bool:
         """Whether every event of the file lies in [start, end) (a minute m holds events of [m, m + 60 s))."""
@@ -50,7 +53,8 @@ def bronze_files(lake: NotificationLake, topic: str | None) -> list[BronzeFile]:
             summary = lake.summary(committed)
             # No minutes recorded: no events, or a footer without the commit's metadata; scan it either way.
             minutes = np.sort(np.asarray(summary.minutes, dtype=np.int64)) if summary.minutes else None
-            found.append(BronzeFile(str(committed.path), minutes, summary.key_recipe))
+            totals = summary.customer_rows is not None
+            found.append(BronzeFile(str(committed.path), minutes, summary.key_recipe, totals))
     return found
 
 
@@ -58,12 +62,14 @@ def bronze_files(lake: NotificationLake, topic: str | None) -> list[BronzeFile]:
 class WindowScan:
     """The events of [start, end) in two parts, so that a reader that needs no event time decodes none for
     most files: `inside`, the rows of the files wholly in the window (no filter needed); `edges`, the rows of
-    the other files that may hold some, filtered on event_time. Both have WINDOW_SCHEMA."""
+    the other files that may hold some, filtered on event_time. Both have WINDOW_SCHEMA. `inside_files` are
+    the files behind `inside` (whose footer totals a reader may use instead of their rows)."""
 
     start: dt.datetime
     end: dt.datetime
     inside: pl.LazyFrame
     edges: pl.LazyFrame
+    inside_files: tuple[BronzeFile, ...] = ()
 
     def parts(self) -> list[pl.LazyFrame]:
         return [self.inside, self.edges]
@@ -76,7 +82,12 @@ def scan_window_parts(files: list[BronzeFile], start: dt.datetime, end: dt.datet
     """`scan_window` split by whether a file lies wholly in [start, end) (from the minutes in its footer)."""
     inside = [f for f in files if f.inside(start, end)]
     edges = [f for f in files if not f.inside(start, end)]
-    return WindowScan(start, end, _scan(inside), scan_window(edges, start, end))
+    return WindowScan(start, end, _scan(inside), scan_window(edges, start, end), tuple(inside))
+
+
+def scan_files(files: list[BronzeFile]) -> pl.LazyFrame:
+    """All rows of `files` with their message_key (WINDOW_SCHEMA), no time filter."""
+    return _scan(files)
 
 
 def scan_window(files: list[BronzeFile], start: dt.datetime, end: dt.datetime) -> pl.LazyFrame:

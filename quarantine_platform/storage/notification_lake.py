@@ -13,6 +13,9 @@ events twin exists.
 An events file holds the EVENTS_SCHEMA columns plus `message_key` (UInt64 hash of message_id, see
 `transforms.notifications.message_key`), whose recipe its footer records; files written before that column
 existed have neither, and readers compute the key from message_id for them (storage/bronze_window.py).
+Its footer also holds, under its own key (`customer_rows`, JSON columns), the file's rows per (customer_id,
+channel, customer_name): billing adds these up for the files wholly inside a day instead of reading those
+three columns of every row. Files without it are read as before.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ from quarantine_platform.transforms.notifications import (
 
 _NAME = re.compile(r"^(\d{12})_p(\d{5})_(\d{20})-(\d{20})\.parquet$")
 _META_KEY = b"quarantine_platform"
+# Kept apart from _META_KEY so that summary(), read for every file by the sensors, does not parse it.
+_ROWS_KEY = b"quarantine_platform.customer_rows"
+CUSTOMER_ROWS_SCHEMA = pl.Schema(
+    {"customer_id": pl.Int64, "channel": pl.String, "customer_name": pl.String, "rows": pl.Int64}
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class RangeSummary:
     minutes: list[int]  # epoch seconds of the event minutes present
     max_event_time: int | None  # epoch microseconds
     key_recipe: str | None = None  # recipe of the file's message_key column; None: the file has none
+    customer_rows: bytes | None = None  # raw `customer_rows` footer (see customer_rows_frame); None: absent
 
 
 def _file_name(seq: int, partition: int, start: int, end: int) -> str:
@@ -144,6 +153,7 @@ class NotificationLake:
             minutes=list(info.get("minutes", [])),
             max_event_time=info.get("max_event_time"),
             key_recipe=info.get("message_key"),
+            customer_rows=meta.get(_ROWS_KEY),
         )
 
     def offset_ranges(self) -> pl.DataFrame:
@@ -249,7 +259,7 @@ class NotificationLake:
                 }
                 path = self.events_dir(topic) / name
                 keyed = part_events.select(*EVENTS_SCHEMA.names(), message_key(pl.col("message_id")))
-                _write_atomic(keyed, path, meta)
+                _write_atomic(keyed, path, meta, {_ROWS_KEY.decode(): customer_rows_json(part_events)})
                 done.append(CommittedRange(seq, partition, s, e, path))
         return done
 
@@ -276,11 +286,34 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _write_atomic(df: pl.DataFrame, path: Path, meta: dict) -> None:
+def customer_rows_json(events: pl.DataFrame) -> str:
+    """The `customer_rows` footer of an events file: its rows per (customer_id, channel, customer_name), as
+    JSON columns (CUSTOMER_ROWS_SCHEMA)."""
+    group = ["customer_id", "channel", "customer_name"]
+    # the streaming engine: ~11 ms for 400,000 rows, the in-memory group_by ~23 ms
+    groups = events.lazy().group_by(group).agg(rows=pl.len().cast(pl.Int64)).collect(engine="streaming")
+    return json.dumps(groups.sort(group).to_dict(as_series=False))
+
+
+def customer_rows_frame(raw: bytes | str) -> pl.DataFrame:
+    """A `customer_rows` footer as a frame (CUSTOMER_ROWS_SCHEMA)."""
+    return pl.DataFrame(json.loads(raw), schema=CUSTOMER_ROWS_SCHEMA)
+
+
+def read_customer_rows(path: str | Path) -> pl.DataFrame | None:
+    """The `customer_rows` footer of the events file at `path` as a frame; None when it has none."""
+    raw = (pq.read_metadata(path).metadata or {}).get(_ROWS_KEY)
+    return None if raw is None else customer_rows_frame(raw)
+
+
+def _write_atomic(df: pl.DataFrame, path: Path, meta: dict, extra: dict[str, str] | None = None) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     # zstd level 1: as fast as lz4 here and half the size.
     df.write_parquet(
-        tmp, compression="zstd", compression_level=1, metadata={_META_KEY.decode(): json.dumps(meta)}
+        tmp,
+        compression="zstd",
+        compression_level=1,
+        metadata={_META_KEY.decode(): json.dumps(meta), **(extra or {})},
     )
     fd = os.open(tmp, os.O_RDONLY)
     try:

@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -20,7 +21,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from quarantine_platform.errors import UserError
-from quarantine_platform.storage.bronze_window import WindowScan
+from quarantine_platform.storage.bronze_window import WindowScan, scan_files
+from quarantine_platform.storage.notification_lake import read_customer_rows
 from quarantine_platform.transforms.notifications import (
     MESSAGE_KEY,
     WHATSAPP,
@@ -174,27 +176,29 @@ def whatsapp_day_counts(events: pl.LazyFrame | WindowScan, day: dt.date, timezon
     1. the message keys (8 bytes a row, the only thing kept per row), sorted: the keys seen more than once;
     2. the rows with those keys (re-sends, ~1% of a day, plus the rare hash collision): message_id, customer,
        channel. They are settled exactly on message_id (ids that share a key stay apart);
-    3. rows per (customer, channel, name) over the whole day (no event time).
+    3. rows per (customer, channel, name) over the whole day (no event time); for the files of a WindowScan
+       wholly inside the day, the totals their footers hold (no rows read). It runs beside passes 1-2.
     Rarely needed, and then only for the rows concerned: the event time, partition and offset of re-sent ids
     whose copies disagree on (customer, channel); the event times of customers seen under more than one
     name that day (the latest name wins)."""
     parts = _day_parts(events, day, timezone)
     rows = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
 
-    keys = _each(parts, lambda part: part.select(MESSAGE_KEY)).collect(engine="streaming").to_series()
-    repeated = repeated_values(keys).implode()
-    del keys
-    copies = _each(
-        parts,
-        lambda part: part.filter(pl.col(MESSAGE_KEY).is_in(repeated)).select(
-            MESSAGE_KEY, "message_id", "customer_id", "channel"
-        ),
-    ).collect(engine="streaming")
-    firsts = _first_copy_groups(copies, rows, timezone)
-
-    seen = _each(parts, lambda part: part.select("customer_id", "channel", "customer_name"))
-    seen = seen.group_by("customer_id", "channel", "customer_name").agg(rows=pl.len().cast(pl.Int64))
-    seen = seen.collect(engine="streaming")
+    # Pass 3 needs nothing from passes 1-2: it runs beside them, in a thread of its own (Polars and numpy
+    # release the GIL), so that it fills the core left idle by the single-threaded parts of the key search.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qp-billing") as side:
+        pending_seen = side.submit(_rows_per_group, events, parts)
+        keys = _each(parts, lambda part: part.select(MESSAGE_KEY)).collect(engine="streaming").to_series()
+        repeated = repeated_values(keys).implode()
+        del keys
+        copies = _each(
+            parts,
+            lambda part: part.filter(pl.col(MESSAGE_KEY).is_in(repeated)).select(
+                MESSAGE_KEY, "message_id", "customer_id", "channel"
+            ),
+        ).collect(engine="streaming")
+        firsts = _first_copy_groups(copies, rows, timezone)
+        seen = pending_seen.result()
     adjustment = pl.concat(
         [
             firsts.group_by("customer_id", "channel").agg(adjust=pl.len().cast(pl.Int64)),
@@ -229,6 +233,24 @@ def _day_parts(events: pl.LazyFrame | WindowScan, day: dt.date, timezone: str) -
     if MESSAGE_KEY not in rows.collect_schema():
         rows = rows.with_columns(message_key(pl.col("message_id")))
     return [rows]
+
+
+def _rows_per_group(events: pl.LazyFrame | WindowScan, parts: list[pl.LazyFrame]) -> pl.DataFrame:
+    """Pass 3: rows per (customer_id, channel, customer_name) of the day. The files of a WindowScan wholly
+    inside the day whose footer holds these totals (`customer_rows`, written at commit) are not read: their
+    totals are added up; the other files and the edges are grouped row by row."""
+    group = ["customer_id", "channel", "customer_name"]
+    inside = list(events.inside_files) if isinstance(events, WindowScan) else []
+    footers = {f.path: read_customer_rows(f.path) for f in inside if f.has_customer_rows}
+    totals = [frame for frame in footers.values() if frame is not None]
+    if isinstance(events, WindowScan) and totals:
+        rest = [f for f in inside if footers.get(f.path) is None]
+        parts = [scan_files(rest), events.edges] if rest else [events.edges]
+    read = _each(parts, lambda part: part.select(group)).group_by(group).agg(rows=pl.len().cast(pl.Int64))
+    if not totals:
+        return read.collect(engine="streaming")
+    summed = pl.concat([*totals, read.collect(engine="streaming")], how="vertical")
+    return summed.group_by(group).agg(rows=pl.col("rows").sum())
 
 
 def _each(parts: list[pl.LazyFrame], query: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.LazyFrame:
