@@ -3,7 +3,9 @@
 Pure Polars (no Dagster). The service is flow-agnostic: keys come from the data, none is named here.
 
 Two readers give the same result. The fast one is DuckDB's native JSON reader (an in-memory connection,
-no warehouse): it reads a file whose every record is valid several times faster than Python can. Any
+no warehouse): it reads a file whose every record is valid several times faster than Python can. It
+tries a plain query first (fields as text, content split from its minified text), kept only where no
+text could be anything but the strings Python would decode, then an exact mapped query. Any
 doubt (a record breaking the schema, malformed JSON, an empty file, a duplicate key, an element larger
 than its buffer) hands the file to the streaming reader, which decodes one array element at a time and
 says exactly which record is wrong and why. So rejections and errors always come from one place.
@@ -181,10 +183,20 @@ _PY_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-# Every field as raw JSON text (so a number or null is seen for what it is, not cast to text);
-# content as an ordered map whose values are raw JSON text too. A record that is not an object, a
-# content that is not an object or has a duplicate key makes DuckDB refuse the file.
-_NATIVE_QUERY = """
+# Two native queries. The plain one reads every field as text and content as its minified JSON text: the
+# cheapest read, but a number or object field arrives as its JSON text too, so it is trusted only where
+# no text could be anything but a string (below). The mapped one reads every field as raw JSON text (a
+# number or null is seen for what it is) and content as an ordered map whose values are raw JSON text:
+# slower, exact for any valid file. In both, a record that is not an object or a duplicate key in a
+# record makes DuckDB refuse the file (the mapped one also a duplicate key in content or a content that
+# is not an object).
+_PLAIN_QUERY = """
+select ordinality - 1 as position, customer, flow, session, timestamp, content
+from read_json(?, format = 'array', maximum_object_size = 67108864, columns = {
+    customer: 'VARCHAR', flow: 'VARCHAR', session: 'VARCHAR', timestamp: 'VARCHAR', content: 'JSON'})
+    with ordinality
+"""
+_MAPPED_QUERY = """
 select ordinality - 1 as position, customer, flow, session, timestamp, content
 from read_json(?, format = 'array', maximum_object_size = 67108864, columns = {
     customer: 'JSON', flow: 'JSON', session: 'JSON', timestamp: 'JSON', content: 'MAP(VARCHAR, JSON)'})
@@ -192,6 +204,12 @@ from read_json(?, format = 'array', maximum_object_size = 67108864, columns = {
 """
 # The usual spelling of an instant with an offset, that Polars parses in bulk exactly as Python does.
 _PLAIN_INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]([01]\d|2[0-3]):[0-5]\d$"
+# What DuckDB makes of a number, boolean, object or array read as text: the plain reader leaves a field
+# that looks like one of these to the mapped reader (a null arrives as null). Wider than needed on purpose.
+_NOT_SURELY_STRING = (
+    r"(?s)^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[+-]?(?i:nan|inf|infinity)|true|false|null|[\[{].*)$"
+)
+_BLANK = "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_WHITESPACE) + "]*$"
 
 
 _NATIVE = threading.local()
@@ -206,14 +224,86 @@ def _native_connection() -> duckdb.DuckDBPyConnection:
 
 
 def _read_native(path: Path, file: str) -> ChatbotReadResult | None:
-    """The file read by DuckDB when every record is valid, else None (the streaming reader decides)."""
+    """The file read by DuckDB when every record is valid, else None (the streaming reader decides).
+
+    The plain read first; a file it cannot vouch for (an escape or a non-string in a content, a field
+    that might be a number, ...) is read again by the mapped query, which decides exactly."""
+    con = _native_connection()
     try:
-        records = _native_connection().sql(_NATIVE_QUERY, params=[str(path)]).pl()
+        records = con.sql(_PLAIN_QUERY, params=[str(path)]).pl()
     except duckdb.Error:
         # Malformed JSON, a record that is not an object, ... : the streaming reader names the place.
         return None
     if records.height == 0 or not records["position"].is_sorted():
         return None  # an empty file is an error the streaming reader words; order must be file order
+    answers = _plain_answers(records, file)
+    if answers is None:
+        answers = _mapped_answers(con, path, file)
+    if answers is None:
+        return None
+    return ChatbotReadResult(answers=answers, rejected=pl.DataFrame(schema=REJECTED_SCHEMA))
+
+
+def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
+    """The answers of the plain query's records, or None when some record is not surely of the plain kind:
+    four string fields (none null, none that could be a number, boolean, object or array turned to text,
+    no blank name) and a content whose minified JSON text is exactly ``{"k":"v",...}`` with no backslash
+    and no repeated key. Such a text is split on its fixed separators: with no backslash every quote
+    delimits a string, so a piece with exactly two quotes, those of ``":"``, is one key and one value."""
+    fields = ("customer", "flow", "session", "timestamp")
+    content = pl.col("content")
+    plain = (
+        pl.all_horizontal(~pl.col(f).str.contains(_NOT_SURELY_STRING) for f in fields)
+        & pl.all_horizontal(~pl.col(f).str.contains(_BLANK) for f in fields[:3])
+        & ((content.str.starts_with('{"') & content.str.ends_with('"}')) | (content == "{}"))
+        & ~content.str.contains("\\", literal=True)
+    )
+    # A null anywhere (a null or missing field or content) makes the row null: not plain.
+    if not records.select(plain.fill_null(False).all()).item():
+        return None
+    micros = _instants(records["timestamp"])
+    if micros.null_count():
+        return None
+    pairs = pl.col("pair")
+    entries = (
+        records.select(
+            "customer",
+            "flow",
+            "session",
+            micros.alias("timestamp"),
+            "position",
+            pl.when(content != "{}")
+            .then(content.str.strip_prefix('{"').str.strip_suffix('"}').str.split('","'))
+            .alias("pair"),
+        )
+        .with_columns(
+            pl.int_ranges(0, pairs.list.len(), dtype=pl.Int64).alias("key_index"),
+            pairs.list.len().alias("keys"),
+        )
+        # A record with an empty content has no answer.
+        .explode("pair", "key_index", empty_as_null=False, keep_nulls=False)
+    )
+    one_pair = (pairs.str.count_matches('"', literal=True) == 2) & pairs.str.contains('":"', literal=True)
+    if not entries.select(one_pair.all()).item():
+        return None
+    entries = entries.with_columns(pairs.str.split_exact('":"', 1).struct.rename_fields(["key", "value"]))
+    entries = entries.unnest("pair")
+    several = entries.filter(pl.col("keys") > 1)
+    if several.select(pl.struct("position", "key").n_unique() != pl.len()).item():
+        return None  # a key repeated in one content: Python keeps its first place and last value
+    return entries.with_columns(
+        pl.col("timestamp").cast(UTC_DATETIME), pl.lit(file, pl.String).alias("file")
+    ).select(ANSWER_SCHEMA.names())
+
+
+def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl.DataFrame | None:
+    """The answers of the mapped query when every record is valid, else None."""
+    try:
+        records = con.sql(_MAPPED_QUERY, params=[str(path)]).pl()
+    except duckdb.Error:
+        return None
+    if records.height == 0 or not records["position"].is_sorted():
+        return None
     fields = ("customer", "flow", "session", "timestamp")
     if not records.select(pl.all_horizontal(_is_json_string(f) for f in fields).all()).item():
         return None
@@ -240,12 +330,11 @@ def _read_native(path: Path, file: str) -> ChatbotReadResult | None:
     )
     if not entries.select(_is_json_string("value").all()).item():
         return None  # a value that is not a string: the streaming reader lists which
-    answers = entries.with_columns(
+    return entries.with_columns(
         _json_strings(entries["value"]),
         pl.col("timestamp").cast(UTC_DATETIME),
         pl.lit(file, pl.String).alias("file"),
     ).select(ANSWER_SCHEMA.names())
-    return ChatbotReadResult(answers=answers, rejected=pl.DataFrame(schema=REJECTED_SCHEMA))
 
 
 def _is_json_string(column: str) -> pl.Expr:
@@ -512,9 +601,13 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=REPORT_SCHEMA)
     micros = valid["micros"]
     # These Series operations each run on one core: the session ids (the costliest, ~1.9M distinct texts at
-    # 10M answers) are built on a second thread meanwhile (Polars releases the GIL).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatbot-report") as pool:
-        session_ids = pool.submit(_lexical_ids, valid["session"])
+    # 10M answers) are built on other threads meanwhile (Polars releases the GIL), in parts that each hold
+    # whole customers: a session's rank within its part then orders it within its customer, which is all the
+    # (customer, flow, session) ids below need.
+    part = _customer_part(valid["customer"])
+    parts = 1 if part is None else SESSION_PARTS
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="chatbot-report") as pool:
+        session_ids = [pool.submit(_part_session_ids, valid["session"], part, n) for n in range(parts)]
         key = _ids(valid["key"])
         keys = int(key.max()) + 1
         (customer, _), (flow, flows) = (_lexical_ids(valid[c]) for c in ("customer", "flow"))
@@ -522,7 +615,7 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         # it).
         in_time, _ = _stable_sort((micros - micros.min()).cast(pl.UInt64))
         rank = _inverse(in_time)
-        session, sessions = session_ids.result()
+        session, sessions = _merged_ids(session_ids, valid.height)
     # A key's column position within its flow: the order of the keys' first valid answers.
     flow_key = flow.cast(pl.UInt64) * keys + key.cast(pl.UInt64)
     firsts = (
@@ -573,6 +666,45 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     ).select(REPORT_SCHEMA.names())
 
 
+# Session ids are built in this many parts side by side once a day has this many valid answers (below it
+# one part costs less than the threads).
+SESSION_PARTS = 2
+_PART_ROWS = 1 << 20
+
+
+def _customer_part(customer: pl.Series) -> pl.Series | None:
+    """Each row's part (0 .. ``SESSION_PARTS`` - 1) by its customer text's hash, so that a customer's rows are
+    all in one part; None for one part."""
+    if SESSION_PARTS < 2 or len(customer) < _PART_ROWS:
+        return None
+    return customer.hash() % SESSION_PARTS
+
+
+def _part_session_ids(
+    texts: pl.Series, part: pl.Series | None, number: int
+) -> tuple[pl.Series | None, pl.Series, int]:
+    """One part's rows (None: all rows), their texts' ranks among the part's distinct texts, and how many."""
+    if part is None:
+        return None, *_lexical_ids(texts)
+    rows = (part == number).arg_true()
+    if len(rows) == 0:
+        return rows, pl.Series(dtype=pl.UInt32), 0
+    return rows, *_lexical_ids(texts.gather(rows))
+
+
+def _merged_ids(
+    parts: list[Future[tuple[pl.Series | None, pl.Series, int]]], size: int
+) -> tuple[pl.Series, int]:
+    """Each part's ids put back at their rows' places, and the largest part's count."""
+    merged, count = pl.zeros(size, dtype=pl.UInt32, eager=True), 0
+    for future in parts:
+        rows, ids, part_count = future.result()
+        if rows is None:
+            return ids, part_count
+        merged, count = merged.scatter(rows, ids), max(count, part_count)
+    return merged, count
+
+
 def _session_ids(
     customer: pl.Series, flow: pl.Series, flows: int, session: pl.Series, sessions: int, spare_bits: int
 ) -> pl.Series:
@@ -614,6 +746,14 @@ def _utc_texts(micros: pl.Series) -> pl.Series:
         return pl.from_epoch(micros, "us").dt.strftime(DT_FORMAT)
     table = pl.from_epoch(pl.int_range(low, low + span, eager=True), "s").dt.strftime(DT_FORMAT)
     return table.gather(seconds - low)  # a null instant gathers a null text
+
+
+def _grouped(ids: pl.Series, count: int) -> tuple[pl.Series, list[int]]:
+    """Row numbers grouped by id (0 .. ``count`` - 1), ascending within an id, and where each id's rows start
+    (``count`` + 1 bounds): id i's rows are ``[bounds[i], bounds[i + 1])``."""
+    order, grouped = _stable_sort(ids.cast(pl.UInt64))
+    targets = pl.int_range(0, count + 1, dtype=pl.UInt64, eager=True)
+    return order, grouped.search_sorted(targets, side="left").to_list()
 
 
 def _bits(largest: int) -> int:
@@ -747,11 +887,14 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     local = session_flow.to_frame("flow").select(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow"))
     local = local.to_series()
     values = rows["value"]
-    tables: dict[str, pl.DataFrame] = {}
-    for flow, keys in columns.group_by("flow", maintain_order=True).agg("key").iter_rows():
-        flow_id = session_flow.gather(sessions["flow"].eq(flow).arg_true().head(1)).item()
-        table = sessions.filter(session_flow == flow_id)
-        flow_rows = (row_flow == flow_id).arg_true()
+    # Rows and sessions grouped by flow with one stable sort each (not one scan of all rows per flow).
+    row_by_flow, row_bounds = _grouped(row_flow, flows)
+    session_by_flow, session_bounds = _grouped(session_flow, flows)
+
+    def flow_table(flow: str, keys: list[str], flow_id: int) -> tuple[str, pl.DataFrame]:
+        span = session_bounds[flow_id], session_bounds[flow_id + 1] - session_bounds[flow_id]
+        table = sessions[session_by_flow.slice(*span)]
+        flow_rows = row_by_flow.slice(row_bounds[flow_id], row_bounds[flow_id + 1] - row_bounds[flow_id])
         row_column = column_of_row.gather(flow_rows)
         row_local = local.gather(session_of_row.gather(flow_rows))
         cells = []
@@ -761,5 +904,12 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
                 row_local.filter(hit), flow_rows.filter(hit)
             )
             cells.append(values.gather(slots).alias(key))
-        tables[flow] = table.with_columns(cells)
+        return flow, table.with_columns(cells)
+
+    per_flow = columns.group_by("flow", maintain_order=True).agg(
+        "key", (pl.col("cell") // orders).first().alias("flow_id")
+    )
+    # Flows are independent: built side by side (Polars releases the GIL).
+    with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="chatbot-tables") as pool:
+        tables = dict(pool.map(lambda flow: flow_table(*flow), per_flow.iter_rows()))
     return dict(sorted(tables.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -760,3 +761,189 @@ def test_a_long_table_with_two_keys_at_one_key_order_goes_to_the_pivot() -> None
             ("C1", "F1", "S2", "2019-12-16T13:00:00", "2019-12-16T13:00:00", None, "2"),
         ),
     )
+
+
+# --- the plain native read: taken only where it gives exactly what the exact readers give -----------------
+
+
+def plain_read(path: Path) -> pl.DataFrame | None:
+    """What the plain query and its split make of a file (None: left to the mapped query)."""
+    records = chatbot._native_connection().sql(chatbot._PLAIN_QUERY, params=[str(path)]).pl()
+    return chatbot._plain_answers(records, str(path))
+
+
+def test_a_plain_file_is_split_from_its_text_with_the_streaming_result(tmp_path: Path) -> None:
+    records = [
+        record("S1", "13:00:05", {"b": " y ", "a": "x", "c": ""}),
+        record("S2", "13:00:01", {"a,b": "c:d", "e": "f,g", "h:i": "{j}", "k": "[l]"}),
+        record("S3", "13:00:02", {"é": "\u00e7\u00e3o \U0001f600", "emoji\u2028": "-"}),  # written as \u
+        record("S4", "13:00:03", {}),
+        # In content a string keeps its quotes: one that reads like a number or a literal is still plain.
+        record("S5", "13:00:04", {"a": "12", "b": "-1.5e3", "c": "123.456.789-00", "d": "true", "e": "null"}),
+        record("S7", "13:00:07", {"a": "NaN", "b": "{}", "c": "[1]", "d": "{x: 1}"}),
+        record("S8", "13:00:08", {"a": ":", "": "", "b:": "x", "c": ","}),  # ":" and "," beside quotes
+        {**record("S6", "13:00:06", {"a": "1"}), "customer": "C 2", "extra": [1, {"z": None}]},
+    ]
+    path = write_hour(tmp_path / "hour=13.json", records, crlf=True, bom=True)
+
+    plain = plain_read(path)
+    fast, streamed = both_readers(path)
+
+    assert plain is not None
+    assert_frame_equal(plain, streamed.answers)
+    assert_frame_equal(fast.answers, streamed.answers)
+    assert fast.answers.select("key", "value").rows()[3:9] == [
+        ("a,b", "c:d"),
+        ("e", "f,g"),
+        ("h:i", "{j}"),
+        ("k", "[l]"),
+        ("é", "ção \U0001f600"),
+        ("emoji\u2028", "-"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "tricky",
+    [
+        record("S1", "13:00:00", {'q"uote': 'v"al\\ue', "tab": "a\tb"}),  # escapes stay in the minified text
+        record("S1", "13:00:00", {"a": ",", "b": "c"}),  # "," between two quotes looks like a separator
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": "123"},  # a field read as text could be a number
+        {**record("S1", "13:00:00", {"a": "1"}), "flow": "false"},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": '{"s": 1}'},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": "-Infinity"},
+    ],
+    ids=[
+        "escapes",
+        "comma value",
+        "numeric customer",
+        "boolean-like flow",
+        "object-like session",
+        "infinity-like session",
+    ],
+)
+def test_a_valid_file_the_split_cannot_vouch_for_is_read_by_the_mapped_query(
+    tmp_path: Path, tricky: dict
+) -> None:
+    path = write_hour(tmp_path / "hour=13.json", [record("S0", "13:00:00", {"k": "v"}), tricky])
+
+    fast, streamed = both_readers(path)
+
+    assert plain_read(path) is None
+    assert chatbot._read_native(path, str(path)) is not None
+    assert streamed.rejected.height == 0
+    assert_frame_equal(fast.answers, streamed.answers)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        record("S1", "13:00:00", {"a": "1", "b": 2}),
+        record("S1", "13:00:00", {"a": 1.5e300}),
+        record("S1", "13:00:00", {"a": "1", "b": None}),
+        record("S1", "13:00:00", {"a": {"b": "c"}}),
+        record("S1", "13:00:00", {"a": "x", "b": {"c": "d"}, "e": "f"}),
+        record("S1", "13:00:00", {"a": ["b"]}),
+        record("S1", "13:00:00", {"a": True}),
+        {**record("S1", "13:00:00", {}), "content": '{"a":"b"}'},  # JSON text in a string is not an object
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": 123},
+        {**record("S1", "13:00:00", {"a": "1"}), "flow": False},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": None},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": {"s": "1"}},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": 1576501200},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": ["2019-12-16T13:00:00+00:00"]},
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": "\t\x1c "},
+    ],
+)
+def test_a_non_string_where_a_string_belongs_is_rejected_as_the_streaming_reader_says(
+    tmp_path: Path, bad: dict
+) -> None:
+    path = write_hour(tmp_path / "hour=13.json", [record("S0", "13:00:00", {"k": "v"}), bad])
+
+    fast, streamed = both_readers(path)
+
+    assert plain_read(path) is None
+    assert chatbot._read_native(path, str(path)) is None
+    assert fast.rejected.height == 1
+    assert_frame_equal(fast.rejected, streamed.rejected)
+    assert_frame_equal(fast.answers, streamed.answers)
+
+
+def test_a_key_repeated_in_one_content_is_not_split_but_read_as_python_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "hour=13.json"
+    path.write_text(
+        '[{"customer": "C1", "flow": "F1", "session": "S1", "timestamp": "2019-12-16T13:00:00+00:00", '
+        '"content": {"a": "first", "b": "x", "a": "last"}}, '
+        '{"customer": "C1", "flow": "F1", "session": "S2", "timestamp": "2019-12-16T13:00:00+00:00", '
+        '"content": {"a": "only"}}]'
+    )
+
+    fast, streamed = both_readers(path)
+
+    assert plain_read(path) is None
+    assert_frame_equal(fast.answers, streamed.answers)
+    assert fast.answers.select("session", "key", "value", "key_index").rows() == [
+        ("S1", "a", "last", 0),
+        ("S1", "b", "x", 1),
+        ("S2", "a", "only", 0),
+    ]
+
+
+def test_a_field_repeated_in_one_record_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "hour=13.json"
+    path.write_text(
+        '[{"customer": "C1", "flow": "F1", "session": "S1", "session": "S2", '
+        '"timestamp": "2019-12-16T13:00:00+00:00", "content": {"a": "x"}}]'
+    )
+
+    fast, streamed = both_readers(path)
+
+    assert chatbot._read_native(path, str(path)) is None
+    assert_frame_equal(fast.answers, streamed.answers)
+    assert fast.answers["session"].to_list() == ["S2"]
+
+
+# --- session ids built in parts of whole customers -------------------------------------------------------
+
+
+def _answers_of_many_customers() -> pl.DataFrame:
+    """600 answers: 20 customers sharing session texts, 3 flows, 4 keys, ties, blanks, keys answered again."""
+    pick = random.Random(5)
+    rows = []
+    for n in range(600):
+        # Sessions of ~5 answers; a quarter of the answers under another customer with the same session text.
+        number = pick.randrange(120)
+        customer = f"C{number % 20 if pick.random() < 0.75 else pick.randrange(20)}"
+        flow, session = f"F{number % 3}", f"S{number}"
+        time = f"13:{pick.randrange(60):02d}:{pick.randrange(2):02d}"
+        value = "" if n % 17 == 0 else f" v{n} "
+        rows.append((customer, flow, session, time, pick.choice("abcd"), value, f"h{n // 200}", n % 200, 0))
+    return answers(*rows)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("packed", [True, False], ids=["ids packed in one integer", "ids too wide to pack"])
+def test_session_ids_built_in_parts_give_the_report_of_one_part(
+    monkeypatch, parts: int, packed: bool
+) -> None:
+    rows = _answers_of_many_customers()
+    if not packed:
+        monkeypatch.setattr(chatbot, "_PACKED_BITS", 0)
+        monkeypatch.setattr(chatbot, "_KEY_TABLE_LIMIT", 0)
+    monkeypatch.setattr(chatbot, "SESSION_PARTS", 1)
+    whole = chatbot_report(rows)
+
+    monkeypatch.setattr(chatbot, "SESSION_PARTS", parts)
+    monkeypatch.setattr(chatbot, "_PART_ROWS", 0)
+    part = chatbot._customer_part(rows["customer"])
+
+    assert part is not None
+    assert sorted(part.unique()) == list(range(parts))  # the 20 customers fall in every part
+    # A customer's rows are all in one part.
+    parts_of = (
+        pl.DataFrame({"customer": rows["customer"], "part": part})
+        .group_by("customer")
+        .agg(pl.n_unique("part"))
+    )
+    assert parts_of["part"].max() == 1
+    assert_frame_equal(chatbot_report(rows), whole)
+    assert whole.height > 100
