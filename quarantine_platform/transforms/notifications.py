@@ -153,16 +153,21 @@ def message_problem(value: bytes | None) -> tuple[str | None, dict | None]:
 
 
 _STRING_KEY_WITH_OTHER_VALUE = r'"(?:' + "|".join(STRING_FIELDS) + r')"\s*:\s*[^"\s]'
+# An escaped UTF-16 surrogate: the reference rules refuse a lone one (not valid UTF-8) where the bulk reader
+# would store a replacement; such lines (a valid pair too, which the exact path accepts) take the exact path.
+# Its own pass: ~0.03 µs a line, half the cost of an alternation in the key regex.
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 
 
 def _key_checks(line: pl.Expr) -> pl.Expr:
     """True when the line (the raw text plus its newline) is a flat JSON object on one line (one pair of
     braces, no brackets, no other line break) in which no string field holds a non-string value. Flat means a
     key can only be a top-level key, so this lexical test is exact; the bulk reader would otherwise turn
-    `"message_id": 123` into the string "123". Anything else (and null: no value, or not UTF-8) takes the
-    exact path."""
+    `"message_id": 123` into the string "123". An escaped surrogate goes to the exact path too. Anything else
+    (and null: no value, or not UTF-8) takes the exact path."""
     shape = line.str.count_matches(r"[\[\]{}\n\r]") == 3
-    return (shape & ~line.str.contains(_STRING_KEY_WITH_OTHER_VALUE)).fill_null(False)
+    other_value = line.str.contains(_STRING_KEY_WITH_OTHER_VALUE)
+    return (shape & ~other_value & ~line.str.contains(_SURROGATE_ESCAPE)).fill_null(False)
 
 
 def _parse_fast(values: list[bytes | None]) -> tuple[pl.DataFrame, np.ndarray]:

@@ -113,3 +113,19 @@ def test_large_batch_with_scattered_bad_rows_keeps_every_good_row():
     bad = set(range(0, 5000, 97))
     assert out.events["offset"].to_list() == [i for i in range(5000) if i not in bad]
     assert out.dead_letters["offset"].to_list() == sorted(bad)
+
+
+def test_an_escaped_lone_surrogate_is_not_json_while_an_escaped_pair_is_its_character():
+    lone = b'{"customer_id": 1, "message_id": "m\\ud800x", "customer_name": "A", "channel": "Whatsapp", ' + (
+        b'"payload": "p", "event_datetime": "2020-02-03T14:00:01+00:00"}'
+    )
+    pair = lone.replace(b"m\\ud800x", b"m\\ud83d\\ude00").replace(b'"p"', b'"\\uD83D\\uDE00 ok"')
+    out = parse([msg(message_id="ok"), lone, pair])
+    assert out.events.select("offset", "message_id", "payload").rows() == [
+        (0, "ok", "Olá XXXXX, seja muito bem-vindo!"),
+        (2, "m\U0001f600", "\U0001f600 ok"),
+    ]
+    assert out.dead_letters.select("offset", pl.col("reason").str.split(":").list.first()).rows() == [
+        (1, "not JSON")
+    ]
+    assert out.dead_letters["raw_value"].to_list() == [lone]
