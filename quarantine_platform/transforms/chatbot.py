@@ -291,9 +291,7 @@ def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
     several = entries.filter(pl.col("keys") > 1)
     if several.select(pl.struct("position", "key").n_unique() != pl.len()).item():
         return None  # a key repeated in one content: Python keeps its first place and last value
-    return entries.with_columns(
-        pl.col("timestamp").cast(UTC_DATETIME), pl.lit(file, pl.String).alias("file")
-    ).select(ANSWER_SCHEMA.names())
+    return _answer_rows(entries, file)
 
 
 def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl.DataFrame | None:
@@ -330,10 +328,14 @@ def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl
     )
     if not entries.select(_is_json_string("value").all()).item():
         return None  # a value that is not a string: the streaming reader lists which
+    return _answer_rows(entries.with_columns(_json_strings(entries["value"])), file)
+
+
+def _answer_rows(entries: pl.DataFrame, file: str) -> pl.DataFrame:
+    """A native read's entries (timestamps in epoch microseconds, keys and values decoded) as ANSWER_SCHEMA
+    rows of `file`."""
     return entries.with_columns(
-        _json_strings(entries["value"]),
-        pl.col("timestamp").cast(UTC_DATETIME),
-        pl.lit(file, pl.String).alias("file"),
+        pl.col("timestamp").cast(UTC_DATETIME), pl.lit(file, pl.String).alias("file")
     ).select(ANSWER_SCHEMA.names())
 
 

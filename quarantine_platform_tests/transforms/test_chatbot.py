@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -540,6 +541,22 @@ def test_a_valid_file_is_read_natively_with_the_same_result(tmp_path: Path) -> N
         {**record("S1", "13:00:00", {"a": "1"}), "content": None},
         "a string",
         None,
+        # a non-string where a string belongs, which the plain read (fields as text) must not take for one
+        record("S1", "13:00:00", {"a": "1", "b": 2}),
+        record("S1", "13:00:00", {"a": 1.5e300}),
+        record("S1", "13:00:00", {"a": "1", "b": None}),
+        record("S1", "13:00:00", {"a": {"b": "c"}}),
+        record("S1", "13:00:00", {"a": "x", "b": {"c": "d"}, "e": "f"}),
+        record("S1", "13:00:00", {"a": ["b"]}),
+        record("S1", "13:00:00", {"a": True}),
+        {**record("S1", "13:00:00", {}), "content": '{"a":"b"}'},  # JSON text in a string is not an object
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": 123},
+        {**record("S1", "13:00:00", {"a": "1"}), "flow": False},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": None},
+        {**record("S1", "13:00:00", {"a": "1"}), "session": {"s": "1"}},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": 1576501200},
+        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": ["2019-12-16T13:00:00+00:00"]},
+        {**record("S1", "13:00:00", {"a": "1"}), "customer": "\t\x1c "},
     ],
 )
 def test_a_file_with_a_bad_record_is_left_to_the_streaming_reader(tmp_path: Path, bad: Any) -> None:
@@ -547,23 +564,11 @@ def test_a_file_with_a_bad_record_is_left_to_the_streaming_reader(tmp_path: Path
 
     fast, streamed = both_readers(path)
 
+    assert plain_read(path) is None
     assert chatbot._read_native(path, str(path)) is None
     assert fast.rejected.height == 1
     assert_frame_equal(fast.rejected, streamed.rejected)
     assert_frame_equal(fast.answers, streamed.answers)
-
-
-def test_a_duplicate_key_in_content_is_read_as_python_reads_it(tmp_path: Path) -> None:
-    path = tmp_path / "hour=13.json"
-    path.write_text(
-        '[{"customer": "C1", "flow": "F1", "session": "S1", "timestamp": "2019-12-16T13:00:00+00:00", '
-        '"content": {"a": "first", "b": "x", "a": "last"}}]'
-    )
-
-    fast, streamed = both_readers(path)
-
-    assert_frame_equal(fast.answers, streamed.answers)
-    assert fast.answers.select("key", "value").rows() == [("a", "last"), ("b", "x")]
 
 
 def test_the_report_does_not_depend_on_the_order_of_the_rows() -> None:
@@ -767,8 +772,12 @@ def test_a_long_table_with_two_keys_at_one_key_order_goes_to_the_pivot() -> None
 
 
 def plain_read(path: Path) -> pl.DataFrame | None:
-    """What the plain query and its split make of a file (None: left to the mapped query)."""
-    records = chatbot._native_connection().sql(chatbot._PLAIN_QUERY, params=[str(path)]).pl()
+    """What the plain query and its split make of a file (None: left to the mapped query or, when DuckDB
+    refuses the file, to the streaming reader)."""
+    try:
+        records = chatbot._native_connection().sql(chatbot._PLAIN_QUERY, params=[str(path)]).pl()
+    except duckdb.Error:
+        return None
     return chatbot._plain_answers(records, str(path))
 
 
@@ -831,40 +840,6 @@ def test_a_valid_file_the_split_cannot_vouch_for_is_read_by_the_mapped_query(
     assert plain_read(path) is None
     assert chatbot._read_native(path, str(path)) is not None
     assert streamed.rejected.height == 0
-    assert_frame_equal(fast.answers, streamed.answers)
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        record("S1", "13:00:00", {"a": "1", "b": 2}),
-        record("S1", "13:00:00", {"a": 1.5e300}),
-        record("S1", "13:00:00", {"a": "1", "b": None}),
-        record("S1", "13:00:00", {"a": {"b": "c"}}),
-        record("S1", "13:00:00", {"a": "x", "b": {"c": "d"}, "e": "f"}),
-        record("S1", "13:00:00", {"a": ["b"]}),
-        record("S1", "13:00:00", {"a": True}),
-        {**record("S1", "13:00:00", {}), "content": '{"a":"b"}'},  # JSON text in a string is not an object
-        {**record("S1", "13:00:00", {"a": "1"}), "customer": 123},
-        {**record("S1", "13:00:00", {"a": "1"}), "flow": False},
-        {**record("S1", "13:00:00", {"a": "1"}), "session": None},
-        {**record("S1", "13:00:00", {"a": "1"}), "session": {"s": "1"}},
-        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": 1576501200},
-        {**record("S1", "13:00:00", {"a": "1"}), "timestamp": ["2019-12-16T13:00:00+00:00"]},
-        {**record("S1", "13:00:00", {"a": "1"}), "customer": "\t\x1c "},
-    ],
-)
-def test_a_non_string_where_a_string_belongs_is_rejected_as_the_streaming_reader_says(
-    tmp_path: Path, bad: dict
-) -> None:
-    path = write_hour(tmp_path / "hour=13.json", [record("S0", "13:00:00", {"k": "v"}), bad])
-
-    fast, streamed = both_readers(path)
-
-    assert plain_read(path) is None
-    assert chatbot._read_native(path, str(path)) is None
-    assert fast.rejected.height == 1
-    assert_frame_equal(fast.rejected, streamed.rejected)
     assert_frame_equal(fast.answers, streamed.answers)
 
 
