@@ -86,11 +86,12 @@ def watermarks(client: Consumer, bootstrap: str, topic: str, timeout: float = 10
 
 @dataclass
 class RangeBatch:
-    """Messages read in one poll, and how far each partition has been read (next offset to read)."""
+    """Messages read in one poll, and how far each partition has been read (next offset to read). The
+    partitions and offsets are int64 arrays (the parse takes them as they are: no second conversion)."""
 
     values: list[bytes | None]
-    partitions: list[int]
-    offsets: list[int]
+    partitions: np.ndarray
+    offsets: np.ndarray
     positions: dict[int, int] = field(default_factory=dict)
 
 
@@ -125,12 +126,13 @@ def read_ranges(
             failed = any(e is not None for e in errors)
             data = [m for m, e in zip(messages, errors, strict=True) if e is None] if failed else messages
             values = [m.value() for m in data]
-            parts = [m.partition() for m in data]
-            offs = [m.offset() for m in data]
+            parts, offs = _NO_INTS, _NO_INTS
             if messages:
                 last_progress = time.monotonic()
             if data:
-                values, parts, offs = _within_ranges(values, parts, offs, todo, positions)
+                values, parts, offs = _within_ranges(
+                    values, [m.partition() for m in data], [m.offset() for m in data], todo, positions
+                )
             if failed:
                 # After the data: an end-of-partition event follows the partition's messages of this batch.
                 for m, err in zip(messages, errors, strict=True):
@@ -159,14 +161,18 @@ def _on_error(m, err, todo: dict, positions: dict, bootstrap: str, topic: str) -
         raise KafkaUnavailable(f"Kafka at {bootstrap}: reading {topic}[{p}]: {err.str()}")
 
 
+_NO_INTS = np.empty(0, dtype=np.int64)
+
+
 def _within_ranges(
     values: list,
     parts: list[int],
     offs: list[int],
     todo: dict[int, tuple[int, int]],
     positions: dict[int, int],
-) -> tuple[list, list[int], list[int]]:
-    """Drop messages at or past their partition's range end, advance positions, retire finished partitions."""
+) -> tuple[list, np.ndarray, np.ndarray]:
+    """Drop messages at or past their partition's range end, advance positions, retire finished partitions.
+    Returns the kept values with their partitions and offsets as int64 arrays."""
     part_arr = np.asarray(parts, dtype=np.int64)
     off_arr = np.asarray(offs, dtype=np.int64)
     ends = np.full(part_arr.max() + 1, -1, dtype=np.int64)
@@ -180,11 +186,9 @@ def _within_ranges(
             positions[p] = min(int(off_arr[part_arr == p].max()) + 1, todo[p][1])
     keep = off_arr < ends[part_arr]
     if not keep.all():
-        idx = np.flatnonzero(keep).tolist()
-        values = [values[i] for i in idx]
-        parts = [parts[i] for i in idx]
-        offs = [offs[i] for i in idx]
+        values = [values[i] for i in np.flatnonzero(keep).tolist()]
+        part_arr, off_arr = part_arr[keep], off_arr[keep]
     for p in [p for p, (_, e) in todo.items() if positions[p] >= e]:
         positions[p] = todo[p][1]
         del todo[p]
-    return values, parts, offs
+    return values, part_arr, off_arr

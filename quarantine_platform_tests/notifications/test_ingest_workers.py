@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from quarantine_platform.kafka import ingest as ingest_module
 from quarantine_platform.kafka.ingest import ingest, split_rounds, worker_count
+from quarantine_platform.kafka.worker_process import WORKER_ALLOCATOR
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.transforms.notifications import minute_counts
 from quarantine_platform_tests.notifications.helpers import known_stream, produce_all, reference_counts
@@ -112,6 +113,30 @@ def test_two_workers_store_every_offset_once_and_the_counts_equal_the_reference(
     assert committed_group_offsets(broker, "notifications", "qp", list(used)) == used
     again = ingest(lake, broker, "notifications", "qp", workers=2, log=lambda _: None)
     assert again.messages == 0
+    # The allocator options Polars loaded in each worker end with the workers' decay (later options win).
+    settings = {ingest_module._pool.submit(os.getenv, "_RJEM_MALLOC_CONF").result() for _ in range(4)}
+    assert settings and all(s.endswith("," + WORKER_ALLOCATOR) for s in settings), settings
+
+
+def test_an_idle_worker_releases_its_free_memory_once_and_a_new_call_cancels_the_release(monkeypatch):
+    released = threading.Event()
+    calls: list[int] = []
+
+    def release() -> None:
+        calls.append(1)
+        released.set()
+
+    monkeypatch.setattr(ingest_module, "release_free_memory", release)
+    idle = ingest_module._IdleRelease()
+    idle.schedule(0.05)
+    idle.cancel()  # a new call began
+    time.sleep(0.3)
+    assert calls == []
+    idle.schedule(0.05)
+    idle.schedule(0.05)  # a second call ended: one release, after the last
+    assert released.wait(10)
+    time.sleep(0.3)
+    assert calls == [1]
 
 
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_stores_the_rest_exactly_once(
