@@ -206,10 +206,11 @@ from read_json(?, format = 'array', maximum_object_size = 67108864, columns = {
 _PLAIN_INSTANT = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]([01]\d|2[0-3]):[0-5]\d$"
 # What DuckDB makes of a number, boolean, object or array read as text: the plain reader leaves a field
 # that looks like one of these to the mapped reader (a null arrives as null). Wider than needed on purpose.
-_NOT_SURELY_STRING = (
-    r"(?s)^(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[+-]?(?i:nan|inf|infinity)|true|false|null|[\[{].*)$"
-)
-_BLANK = "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_WHITESPACE) + "]*$"
+_LITERAL = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[+-]?(?i:nan|inf|infinity)|true|false|null|[\[{].*"
+_NOT_SURELY_STRING = f"(?s)^(?:{_LITERAL})$"
+# A name must also not be blank: one regex (one pass over the column) says "not surely a name".
+_BLANK = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _PY_WHITESPACE) + "]*"
+_NOT_SURELY_NAME = f"(?s)^(?:{_LITERAL}|{_BLANK})$"
 
 
 _NATIVE = threading.local()
@@ -253,8 +254,8 @@ def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
     fields = ("customer", "flow", "session", "timestamp")
     content = pl.col("content")
     plain = (
-        pl.all_horizontal(~pl.col(f).str.contains(_NOT_SURELY_STRING) for f in fields)
-        & pl.all_horizontal(~pl.col(f).str.contains(_BLANK) for f in fields[:3])
+        pl.all_horizontal(~pl.col(f).str.contains(_NOT_SURELY_NAME) for f in fields[:3])
+        & ~pl.col("timestamp").str.contains(_NOT_SURELY_STRING)
         & ((content.str.starts_with('{"') & content.str.ends_with('"}')) | (content == "{}"))
         & ~content.str.contains("\\", literal=True)
     )
@@ -581,43 +582,44 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     frame = answers.collect() if isinstance(answers, pl.LazyFrame) else answers
     if not _in_file_order(frame):
         frame = frame.sort(FILE_ORDER, maintain_order=True)
-    # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds.
-    # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
-    valid = (
-        frame.lazy()
-        .select(
-            "customer",
-            "flow",
-            "session",
-            "key",
-            pl.col("timestamp").dt.epoch("us").alias("micros"),
-            pl.col("value").str.strip_chars(),
-        )
-        .filter(pl.col("value") != "")
-        .collect()
-        # One chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers
-        # below are several times slower over a chunked column.
-        .rechunk()
-    )
-    if valid.height == 0:
+    # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all. The text
+    # columns are not copied into a frame of the valid answers (at 10M answers every full-size copy costs
+    # its fresh memory's page faults): their ids are made on the whole columns, chunked as they came, and
+    # only the ids are filtered; texts are gathered back where the report shows them.
+    value = frame["value"].str.strip_chars()
+    answered = (value != "").fill_null(False)
+    source_row = answered.arg_true()  # each valid answer's row in ``frame``
+    if len(source_row) == 0:
         return pl.DataFrame(schema=REPORT_SCHEMA)
-    micros = valid["micros"]
+    for column in ("customer", "flow", "session", "key"):
+        # Readers and the warehouse never give a null name; a null would get no id below.
+        if frame[column].null_count() and (missing := (frame[column].is_null() & answered).sum()):
+            raise ValueError(f"{missing} answer(s) with no {column} (a null {column})")
+    # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds. One
+    # chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers below are
+    # several times slower over a chunked column.
+    micros = frame["timestamp"].dt.epoch("us").filter(answered).rechunk()
     # These Series operations each run on one core: the session ids (the costliest, ~1.9M distinct texts at
     # 10M answers) are built on other threads meanwhile (Polars releases the GIL), in parts that each hold
     # whole customers: a session's rank within its part then orders it within its customer, which is all the
     # (customer, flow, session) ids below need.
-    part = _customer_part(valid["customer"])
+    part = _customer_part(frame["customer"])
     parts = 1 if part is None else SESSION_PARTS
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="chatbot-report") as pool:
-        session_ids = [pool.submit(_part_session_ids, valid["session"], part, n) for n in range(parts)]
-        key = _ids(valid["key"])
-        keys = int(key.max()) + 1
-        (customer, _), (flow, flows) = (_lexical_ids(valid[c]) for c in ("customer", "flow"))
+        session_ids = [
+            pool.submit(_part_session_ids, frame["session"], answered, part, n) for n in range(parts)
+        ]
+        key, key_texts = _ids(frame["key"], answered)
+        keys = len(key_texts)
+        (customer, customer_texts), (flow, flow_texts) = (
+            _lexical_ids(frame[c], answered) for c in ("customer", "flow")
+        )
+        flows = len(flow_texts)
         # Each answer's rank in time, ties in file order (the rows are in file order: a stable sort keeps
         # it).
         in_time, _ = _stable_sort((micros - micros.min()).cast(pl.UInt64))
         rank = _inverse(in_time)
-        session, sessions = _merged_ids(session_ids, valid.height)
+        session, sessions = _merged_ids(session_ids, len(source_row))
     # A key's column position within its flow: the order of the keys' first valid answers.
     flow_key = flow.cast(pl.UInt64) * keys + key.cast(pl.UInt64)
     firsts = (
@@ -647,25 +649,46 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     rows = in_time.gather(by_cell)
     latest = (cell != cell.shift(-1)).fill_null(True)
     session_of_row = (cell // (1 << order_bits)).set_sorted()
-    per_session = (
-        pl.DataFrame({"session": session_of_row, "micros": micros.gather(rows), "row": rows})
-        .group_by("session", maintain_order=True)
-        .agg(
-            pl.col("micros").min().alias("first"), pl.col("micros").max().alias("last"), pl.col("row").first()
-        )
-    )
-    times = pl.DataFrame([_utc_texts(per_session[c]).alias(f"{c}_answer_dt") for c in ("first", "last")])
-    per_session = pl.concat([valid.select(SESSION_COLUMNS[:3])[per_session["row"]], times], how="horizontal")
     kept = rows.filter(latest)
-    kept_session = session_of_row.filter(latest)
-    session_index = (kept_session != kept_session.shift(1)).fill_null(True).cum_sum() - 1
-    key_text = valid["key"].gather(_representatives(key, keys))
-    # Frame gathers: Polars gathers the columns side by side.
-    cells = pl.DataFrame([key, valid["value"], key_order.cast(pl.Int64).alias("key_order")])[kept]
-    return pl.concat(
-        [per_session[session_index], cells.with_columns(key_text.gather(cells["key"]).alias("key"))],
-        how="horizontal",
-    ).select(REPORT_SCHEMA.names())
+
+    def cells() -> pl.DataFrame:
+        """The kept answers' key, value and key_order (random gathers: from one chunk they cost ~10x less)."""
+        return pl.DataFrame(
+            [
+                key_texts.gather(key.gather(kept)).alias("key"),
+                value.rechunk().gather(source_row.gather(kept)),
+                key_order.gather(kept).cast(pl.Int64).alias("key_order"),
+            ]
+        )
+
+    # The cells and the session columns are independent: the cells are gathered on another thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatbot-report") as pool:
+        kept_cells = pool.submit(cells)
+        per_session = (
+            pl.DataFrame({"session": session_of_row, "micros": micros.gather(rows), "row": rows})
+            .group_by("session", maintain_order=True)
+            .agg(
+                pl.col("micros").min().alias("first"),
+                pl.col("micros").max().alias("last"),
+                pl.col("row").first(),
+            )
+        )
+        first_row = per_session["row"]
+        per_session = pl.DataFrame(
+            [
+                # Customer and flow texts from their tables of distinct texts, session texts from one chunk.
+                customer_texts.gather(customer.gather(first_row)).alias("customer"),
+                flow_texts.gather(flow.gather(first_row)).alias("flow"),
+                frame["session"].rechunk().gather(source_row.gather(first_row)),
+                *(_utc_texts(per_session[c]).alias(f"{c}_answer_dt") for c in ("first", "last")),
+            ]
+        )
+        kept_session = session_of_row.filter(latest)
+        session_index = (kept_session != kept_session.shift(1)).fill_null(True).cum_sum() - 1
+        session_columns = per_session[session_index]
+        return pl.concat([session_columns, kept_cells.result()], how="horizontal").select(
+            REPORT_SCHEMA.names()
+        )
 
 
 # Session ids are built in this many parts side by side once a day has this many valid answers (below it
@@ -683,15 +706,18 @@ def _customer_part(customer: pl.Series) -> pl.Series | None:
 
 
 def _part_session_ids(
-    texts: pl.Series, part: pl.Series | None, number: int
+    texts: pl.Series, answered: pl.Series, part: pl.Series | None, number: int
 ) -> tuple[pl.Series | None, pl.Series, int]:
-    """One part's rows (None: all rows), their texts' ranks among the part's distinct texts, and how many."""
+    """One part's answered rows (their places among the answered rows; None: all of them), their texts'
+    ranks among the part's distinct texts, and how many."""
     if part is None:
-        return None, *_lexical_ids(texts)
-    rows = (part == number).arg_true()
+        ranks, distinct = _lexical_ids(texts, answered)
+        return None, ranks, len(distinct)
+    rows = (part.filter(answered) == number).arg_true()
     if len(rows) == 0:
         return rows, pl.Series(dtype=pl.UInt32), 0
-    return rows, *_lexical_ids(texts.gather(rows))
+    ranks, distinct = _lexical_ids(texts.filter(answered & (part == number)))
+    return rows, ranks, len(distinct)
 
 
 def _merged_ids(
@@ -762,16 +788,17 @@ def _bits(largest: int) -> int:
     return max(largest.bit_length(), 1)
 
 
-def _ids(texts: pl.Series) -> pl.Series:
-    """A dense integer per distinct text (0, 1, ... in order of first appearance): one hashing pass."""
-    return texts.cast(pl.Categorical(pl.Categories.random())).to_physical()
-
-
-def _representatives(ids: pl.Series, count: int) -> pl.Series:
-    """For each id, a row holding it."""
-    return pl.zeros(count, dtype=pl.UInt32, eager=True).scatter(
-        ids, pl.int_range(0, len(ids), dtype=pl.UInt32, eager=True)
-    )
+def _ids(texts: pl.Series, kept: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """A dense integer per distinct text (0, 1, ... in order of first appearance; one hashing pass) for the
+    rows ``kept`` (default all, in one chunk), and the text of each integer."""
+    categories = pl.Categories.random()
+    categorical = texts.cast(pl.Categorical(categories))
+    # The mapping lives while a column of its type does: read it before the column goes.
+    distinct = categories.to_series()
+    ids = categorical.to_physical()
+    if kept is not None:
+        ids = ids.filter(kept)
+    return ids.rechunk(), distinct
 
 
 def _inverse(permutation: pl.Series) -> pl.Series:
@@ -781,13 +808,12 @@ def _inverse(permutation: pl.Series) -> pl.Series:
     )
 
 
-def _lexical_ids(texts: pl.Series) -> tuple[pl.Series, int]:
-    """Per row, the rank of its text among the distinct texts (so integers sort as the texts do), and how
-    many distinct texts there are. Only the distinct texts are sorted."""
-    ids = _ids(texts)
-    count = int(ids.max()) + 1
-    ranks = _inverse(texts.gather(_representatives(ids, count)).arg_sort())
-    return ranks.gather(ids), count
+def _lexical_ids(texts: pl.Series, kept: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """Per row (of those ``kept``, default all), the rank of its text among the distinct texts (so integers
+    sort as the texts do), and the distinct texts in rank order. Only the distinct texts are sorted."""
+    ids, distinct = _ids(texts, kept)
+    by_text = distinct.arg_sort()
+    return _inverse(by_text).gather(ids), distinct.gather(by_text)
 
 
 def _in_file_order(answers: pl.DataFrame) -> bool:
@@ -798,6 +824,15 @@ def _in_file_order(answers: pl.DataFrame) -> bool:
         (file == before[0]) & ((position > before[1]) | ((position == before[1]) & (key_index > before[2])))
     )
     return bool(answers.select(later.fill_null(True).all()).item())
+
+
+def _ascending(columns: tuple[str, ...]) -> pl.Expr:
+    """Whether each row's ``columns``, as a tuple, come strictly after those of the row before, held in
+    ``<column>_before`` columns (null where a value or the row before is missing)."""
+    later = pl.lit(False)
+    for c in reversed(columns):
+        later = (pl.col(c) > pl.col(f"{c}_before")) | ((pl.col(c) == pl.col(f"{c}_before")) & later)
+    return later
 
 
 def flow_table(report_long: pl.DataFrame, flow: str) -> pl.DataFrame:
@@ -847,13 +882,18 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     previous = rows.select(pl.col(*SESSION_COLUMNS, "key_order").shift(1).name.suffix("_before"))
     frame = pl.concat([rows, previous], how="horizontal")
     same = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[:3])
-    later = pl.lit(False)
-    for c in ("key_order", "session", "flow", "customer"):  # (customer, flow, session, key_order) ascending
-        later = (pl.col(c) > pl.col(f"{c}_before")) | ((pl.col(c) == pl.col(f"{c}_before")) & later)
     same_times = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[3:])
+    nulls = any(rows[c].null_count() for c in SESSION_COLUMNS)
+    if nulls:
+        ordered = _ascending((*SESSION_COLUMNS[:3], "key_order")).fill_null(True).all()
+    else:
+        # Without nulls, (customer, flow, session, key_order) ascend when key_order ascends within each
+        # session and (customer, flow, session) from each session to the next: the texts are then compared
+        # on the sessions' first rows only (below), not on every row.
+        ordered = (~same | (pl.col("key_order") > pl.col("key_order_before"))).fill_null(True).all()
     checks = frame.select(
         same.fill_null(False).alias("same"),
-        later.fill_null(True).all().alias("ordered"),
+        ordered.alias("ordered"),
         (~same | same_times).fill_null(True).all().alias("consistent"),
     )
     if not (checks["ordered"][0] and checks["consistent"][0]):
@@ -861,8 +901,13 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     new = ~checks["same"]
     session_of_row = new.cast(pl.UInt32).cum_sum() - 1
     sessions = rows.filter(new).select(SESSION_COLUMNS)
-    session_flow = _ids(sessions["flow"])
-    flows, orders = int(session_flow.max()) + 1, int(order.max()) + 1  # type: ignore[arg-type]
+    if not nulls:
+        names = sessions.select(SESSION_COLUMNS[:3])
+        names = pl.concat([names, names.select(pl.all().shift(1).name.suffix("_before"))], how="horizontal")
+        if not names.select(_ascending(SESSION_COLUMNS[:3]).fill_null(True).all()).item():
+            return None
+    session_flow, flow_texts = _ids(sessions["flow"])
+    flows, orders = len(flow_texts), int(order.max()) + 1  # type: ignore[arg-type]
     if flows * orders > _KEY_TABLE_LIMIT:
         return None
     row_flow = session_flow.gather(session_of_row)

@@ -922,3 +922,78 @@ def test_session_ids_built_in_parts_give_the_report_of_one_part(
     assert parts_of["part"].max() == 1
     assert_frame_equal(chatbot_report(rows), whole)
     assert whole.height > 100
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_texts_seen_only_in_blank_answers_change_nothing(monkeypatch, parts: int) -> None:
+    # The report's ids are made on every row, blank answers included (only the ids are filtered): a
+    # customer, flow, session or key that only ever had blank answers must leave no trace in the report.
+    monkeypatch.setattr(chatbot, "SESSION_PARTS", parts)
+    monkeypatch.setattr(chatbot, "_PART_ROWS", 0)
+    blank_only = [
+        ("A0", "F1", "S1", "13:00:00", "nome", " ", "h", 0, 0),  # customer before all others
+        ("C1", "A1", "S1", "13:00:01", "nome", "", "h", 1, 0),  # flow before all others
+        ("C1", "F1", "S0", "13:00:02", "nome", "\t", "h", 2, 0),  # session before all others
+        ("C1", "F1", "S1", "13:00:03", "a-first", "", "h", 3, 0),  # key answered first, but blank
+        ("Z9", "Z9", "Z9", "13:00:04", "zz", "", "h", 4, 0),  # every text after all others
+    ]
+    valid = [
+        ("C1", "F1", "S1", "13:00:05", "nome", " Ana ", "h", 5, 0),
+        ("C1", "F1", "S1", "13:00:05", "nota", "9", "h", 5, 1),
+        ("C2", "F1", "S2", "13:00:06", "nota", "7", "h", 6, 0),
+        ("C2", "F2", "S2", "13:00:07", "a-first", "x", "h", 7, 0),
+    ]
+
+    assert_frame_equal(
+        chatbot_report(answers(*blank_only, *valid)),
+        report(
+            ("C1", "F1", "S1", "2019-12-16T13:00:05", "2019-12-16T13:00:05", "nome", "Ana", 1),
+            ("C1", "F1", "S1", "2019-12-16T13:00:05", "2019-12-16T13:00:05", "nota", "9", 2),
+            ("C2", "F1", "S2", "2019-12-16T13:00:06", "2019-12-16T13:00:06", "nota", "7", 2),
+            ("C2", "F2", "S2", "2019-12-16T13:00:07", "2019-12-16T13:00:07", "a-first", "x", 1),
+        ),
+    )
+    assert_frame_equal(chatbot_report(answers(*blank_only)), pl.DataFrame(schema=REPORT_SCHEMA))
+
+
+@pytest.mark.parametrize("column", ["customer", "flow", "session", "key"])
+def test_an_answer_with_a_null_name_is_an_error_unless_its_value_is_blank(column: str) -> None:
+    # Readers and the warehouse never give one; a caller's frame with one gets an error naming the column.
+    rows = answers(
+        ("C1", "F1", "S1", "13:00:00", "nome", "Ana", "h", 0, 0),
+        ("C1", "F1", "S1", "13:00:01", "nota", "9", "h", 1, 0),
+    )
+    null_name = rows.with_columns(
+        pl.when(pl.col("position") == 1).then(None).otherwise(pl.col(column)).alias(column)
+    )
+
+    with pytest.raises(ValueError, match=f"1 answer\\(s\\) with no {column}"):
+        chatbot_report(null_name)
+    blank = null_name.with_columns(
+        pl.when(pl.col("position") == 1).then(pl.lit(" ")).otherwise("value").alias("value")
+    )
+    assert_frame_equal(
+        chatbot_report(blank),
+        report(("C1", "F1", "S1", "2019-12-16T13:00:00", "2019-12-16T13:00:00", "nome", "Ana", 1)),
+    )
+
+
+def _cell(customer: str, session: str, key: str, order: int) -> tuple[str, str, str, str, str, str, str, int]:
+    return (customer, "F1", session, "2019-12-16T13:00:00", "2019-12-16T13:00:00", key, "v", order)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [_cell("C1", "S2", "a", 1), _cell("C1", "S1", "a", 1)],  # sessions descending
+        [_cell("C2", "S1", "a", 1), _cell("C1", "S2", "a", 1)],  # customers descending
+        [_cell("C1", "S1", "a", 1), _cell("C1", "S2", "a", 1), _cell("C1", "S1", "b", 2)],  # a session split
+        [_cell("C1", "S1", "b", 2), _cell("C1", "S1", "a", 1)],  # key_order descending in a session
+        [_cell("C1", "S1", "a", 1), _cell("C1", "S1", "a", 1)],  # one cell twice
+    ],
+    ids=["sessions descending", "customers descending", "session split", "keys descending", "cell twice"],
+)
+def test_wide_tables_refuse_rows_out_of_report_order(rows: list[tuple]) -> None:
+    # Sorted rows take the fast path; any other order goes to the pivot path, which sorts (or words an error).
+    assert chatbot._wide_tables(report(*rows)) is None
+    assert chatbot._wide_tables(report(*sorted(set(rows), key=lambda r: (r[0], r[2], r[7])))) is not None
