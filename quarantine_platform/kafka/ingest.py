@@ -131,7 +131,7 @@ def ingest(
         shares = split_rounds(rounds, workers, MIN_MESSAGES_PER_WORKER)
         if len(shares) == 1:
             _ingest_rounds(
-                lake, client, bootstrap, topic, rounds, chunk_messages, report, log, commit_group=True
+                lake, client, bootstrap, topic, rounds, chunk_messages, report, log, in_worker=False
             )
         else:
             _ingest_in_workers(
@@ -190,13 +190,13 @@ def _ingest_rounds(
     chunk_messages: int,
     report: IngestReport,
     log: Log,
-    commit_group: bool,
+    in_worker: bool,
 ) -> None:
     with _collector_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
         for ranges in rounds:
             log(f"{topic}: reading {_describe_ranges(ranges)}")
             _ingest_round(
-                lake, client, bootstrap, topic, ranges, chunk_messages, report, writer, log, commit_group
+                lake, client, bootstrap, topic, ranges, chunk_messages, report, writer, log, in_worker
             )
             # Young objects only (those of this round): a cycle made by chance is freed round by round, and a
             # run's long-lived objects (Dagster's) are not walked again.
@@ -313,18 +313,18 @@ def _ingest_share(
 ) -> tuple[IngestReport, list[str]]:
     """In a worker process: store `rounds` in bronze. The group's offsets are left to the parent, which
     commits them once every share is stored (a share's end is not the partition's read position)."""
-    global _release_after_chunk
     # Freed memory is kept while the worker has work: handed back after each chunk, it was faulted in anew
     # by the next one (first touch is slow on VMs). It goes back once the worker is idle (see WORKER_ALLOCATOR
     # in worker_process for Polars' own heap): ~0.04 fewer page faults a message, measured over 1M.
-    _release_after_chunk = False
     _idle_release.cancel()
     lines: list[str] = []
     lake = NotificationLake(root)
     report = IngestReport(topic=topic, targets={})
     client = consumer(bootstrap, group, consumer_extra)
     try:
-        _ingest_rounds(lake, client, bootstrap, topic, rounds, chunk_messages, report, lines.append, False)
+        _ingest_rounds(
+            lake, client, bootstrap, topic, rounds, chunk_messages, report, lines.append, in_worker=True
+        )
     finally:
         client.close()
         _idle_release.schedule(WORKER_IDLE_RELEASE_S)
@@ -366,7 +366,7 @@ def _ingest_round(
     report: IngestReport,
     writer: ThreadPoolExecutor,
     log: Log,
-    commit_group: bool = True,
+    in_worker: bool = False,
 ) -> None:
     """Read the ranges; each polled batch is parsed on a worker thread while the next one is read (Polars
     releases the GIL), and every `chunk_messages` the parsed batches are committed as one bronze file per
@@ -386,7 +386,7 @@ def _ingest_round(
                 if pending is not None:
                     pending.result()  # one chunk in flight: bounded memory, errors surface here
                 job = (parsed, chunk_size, spans)
-                pending = writer.submit(_store_chunk, lake, client, topic, job, report, log, commit_group)
+                pending = writer.submit(_store_chunk, lake, client, topic, job, report, log, in_worker)
                 parsed, chunk_size = [], 0
                 chunk_start = {p: positions[p] for p in chunk_start}
             if final and pending is not None:
@@ -412,8 +412,11 @@ def _store_chunk(
     job: tuple[list[Future[ParsedBatch]], int, dict[int, tuple[int, int]]],
     report: IngestReport,
     log: Log,
-    commit_group: bool = True,
+    in_worker: bool = False,
 ) -> None:
+    """Commit a chunk's parsed batches to bronze. Outside a worker process the consumer group's offsets follow
+    each chunk and freed memory goes back to the OS at once; in a worker (`_ingest_share`) the parent commits
+    the group's offsets, and the memory is kept for the next chunk and given back once the worker is idle."""
     batches, messages, spans = job
     results = [f.result() for f in batches]
     del batches
@@ -435,11 +438,11 @@ def _store_chunk(
         commits.append(TopicPartition(topic, p, e))
         del ev, dl
     del results
-    if _release_after_chunk:
+    if not in_worker:
         release_free_memory()
     report.messages += messages
     log(f"{topic}: stored {_describe_ranges(spans)}: {stored_events} events, {stored_dead} dead letters")
-    if commit_group:
+    if not in_worker:
         _mirror_in_group(client, topic, commits, log)
 
 
@@ -463,7 +466,6 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 
 
 _malloc_trim = _load_malloc_trim()
-_release_after_chunk = True  # False in worker processes, which release when idle instead
 
 
 class _IdleRelease:
