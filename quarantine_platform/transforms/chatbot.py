@@ -262,17 +262,13 @@ def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
     # A null anywhere (a null or missing field or content) makes the row null: not plain.
     if not records.select(plain.fill_null(False).all()).item():
         return None
-    micros = _instants(records["timestamp"])
-    if micros.null_count():
+    fields = _record_fields(records)
+    if fields is None:
         return None
     pairs = pl.col("pair")
     entries = (
         records.select(
-            "customer",
-            "flow",
-            "session",
-            micros.alias("timestamp"),
-            "position",
+            *fields,
             pl.when(content != "{}")
             .then(content.str.strip_prefix('{"').str.strip_suffix('"}').str.split('","'))
             .alias("pair"),
@@ -310,16 +306,12 @@ def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl
     names_ok = pl.all_horizontal(pl.col(f).str.strip_chars(_PY_WHITESPACE) != "" for f in fields[:3])
     if not records.select(names_ok.all() & pl.col("content").is_not_null().all()).item():
         return None
-    micros = _instants(records["timestamp"])
-    if micros.null_count():
+    fields = _record_fields(records)
+    if fields is None:
         return None
     entries = (
         records.select(
-            "customer",
-            "flow",
-            "session",
-            micros.alias("timestamp"),
-            "position",
+            *fields,
             pl.col("content").map.entries().alias("entry"),
             pl.int_ranges(0, pl.col("content").map.len(), dtype=pl.Int64).alias("key_index"),
         )
@@ -330,6 +322,15 @@ def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl
     if not entries.select(_is_json_string("value").all()).item():
         return None  # a value that is not a string: the streaming reader lists which
     return _answer_rows(entries.with_columns(_json_strings(entries["value"])), file)
+
+
+def _record_fields(records: pl.DataFrame) -> list[str | pl.Series] | None:
+    """The fields a native read's answers carry from their record (timestamps as epoch microseconds), or None
+    when a timestamp is not an instant by Python's rule (the streaming reader then says which)."""
+    micros = _instants(records["timestamp"])
+    if micros.null_count():
+        return None
+    return ["customer", "flow", "session", micros.alias("timestamp"), "position"]
 
 
 def _answer_rows(entries: pl.DataFrame, file: str) -> pl.DataFrame:
