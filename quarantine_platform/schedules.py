@@ -19,3 +19,8 @@ schedules += invoice_schedules + chatbot_schedules
 from quarantine_platform.assets.billing import billing_schedules  # noqa: E402
 
 schedules += billing_schedules
+
+# --- report days: yesterday laid out for the detailed export, when billing runs ---
+from quarantine_platform.assets.report_days import report_days_schedules  # noqa: E402
+
+schedules += report_days_schedules

@@ -134,7 +134,7 @@ billing_checks = [billing_matches_minutes]
 # --- schedules --------------------------------------------------------------------------------------------
 
 
-def _run_at() -> tuple[int, int]:
+def billing_run_at() -> tuple[int, int]:
     """(hour, minute) in QP_TIMEZONE: 00:10 plus the allowed lateness, so the day's last minutes are ingested
     and counted before it is billed."""
     minutes = 10 + math.ceil(int(settings.get("QP_ALLOWED_LATENESS_SECONDS")) / 60)
@@ -147,8 +147,8 @@ billing_daily_job = dg.define_asset_job(
 billing_daily_schedule = dg.build_schedule_from_partitioned_job(
     billing_daily_job,
     name="billing_daily_schedule",
-    hour_of_day=_run_at()[0],
-    minute_of_hour=_run_at()[1],
+    hour_of_day=billing_run_at()[0],
+    minute_of_hour=billing_run_at()[1],
     description="Bills yesterday (in QP_TIMEZONE) shortly after midnight, after the allowed lateness.",
 )
 billing_recheck_job = dg.define_asset_job(

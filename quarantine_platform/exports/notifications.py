@@ -13,6 +13,12 @@ How it stays bounded, in three passes over that customer's rows of the bronze fi
 Pass 2 reads the files wholly inside a day without an event_time filter (`scan_window_parts`).
 The report is a LazyFrame backed by a Python source that yields the slices, so the sinks pull one slice at a
 time. A message_id is deduplicated within its customer's rows (re-sends carry the customer of the original).
+
+A local day that has an up-to-date report day (storage/report_days.py: the day's first copies, laid out so
+that a customer's rows are contiguous runs in report order) is read from it instead: a plain filtered Parquet
+scan, which reads only that customer's row groups and needs neither the passes above nor a sort. A day whose
+report day is missing or stale (a bronze file committed since may hold a late event of it) is read from bronze
+as above; the rows and their order are the same either way.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from quarantine_platform.errors import UserError
 from quarantine_platform.exports.formats import Progress, format_for, write_table
 from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window, scan_window_parts
 from quarantine_platform.storage.notification_lake import NotificationLake
+from quarantine_platform.storage.report_days import ReportDays
 from quarantine_platform.transforms.billing import day_bounds
 from quarantine_platform.transforms.notifications import (
     MESSAGE_KEY,
@@ -59,21 +66,42 @@ _ORDER = ("event_time", "partition", "offset")
 
 
 @dataclass(frozen=True)
+class BronzeRange:
+    """Part of the window read from bronze (passes 1-3 of the module docstring)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    rows: int  # rows this part gives
+    slices: list[tuple[dt.datetime, dt.datetime]]
+    later_copies: pl.DataFrame  # partition, offset, event_time of the rows that are not first copies
+
+
+@dataclass(frozen=True)
+class ReportDayRange:
+    """Part of one local day read from its report day."""
+
+    path: str
+    start: dt.datetime
+    end: dt.datetime
+    rows: int
+
+
+@dataclass(frozen=True)
 class ReportPlan:
     customer_id: int
     start: dt.datetime
     end: dt.datetime
     rows: int  # rows the report will hold
-    slices: list[tuple[dt.datetime, dt.datetime]]
     files: list[BronzeFile]
-    later_copies: pl.DataFrame  # partition, offset, event_time of the rows that are not first copies
+    parts: list[BronzeRange | ReportDayRange]  # consecutive, covering [start, end)
 
 
 def plan_report(
     lake_root: str, topic: str, customer_id: int, start: dt.datetime, end: dt.datetime, timezone: str
 ) -> ReportPlan:
-    """Passes 1 and 2 (module docstring). Raises UserError for an empty window, an unknown customer, or a
-    window whose start is not before its end."""
+    """What the report reads, day by day: a report day where one is up to date, else bronze (passes 1 and 2
+    of the module docstring). Raises UserError for an empty window, an unknown customer, or a window whose
+    start is not before its end."""
     if start.tzinfo is None or end.tzinfo is None:
         raise UserError("--from and --to need a time zone (or are read in QP_TIMEZONE by qp)")
     if start >= end:
@@ -81,9 +109,63 @@ def plan_report(
     start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     try:
         lake = NotificationLake(lake_root)
+        report_days = ReportDays(lake_root)
     except ValueError as exc:  # an object-store lake: named in the message
         raise UserError(str(exc)) from None
     files = bronze_files(lake, topic)
+    parts: list[BronzeRange | ReportDayRange] = []
+    from_bronze: list[tuple[dt.datetime, dt.datetime]] = []  # consecutive days without a usable report day
+    for day, day_start, day_end in _window_days(start, end, timezone):
+        path = report_days.usable(topic, day, timezone, files)
+        if path is None:
+            from_bronze.append((day_start, day_end))
+            continue
+        if from_bronze:
+            parts.append(_bronze_range(files, customer_id, from_bronze[0][0], from_bronze[-1][1], timezone))
+            from_bronze = []
+        parts.append(_report_day_range(str(path), customer_id, day_start, day_end))
+    if from_bronze:
+        parts.append(_bronze_range(files, customer_id, from_bronze[0][0], from_bronze[-1][1], timezone))
+    rows = sum(part.rows for part in parts)
+    if rows == 0:
+        if not _customer_known(lake, topic, customer_id):
+            raise UserError(f"unknown customer {customer_id}: bronze has no message of that customer")
+        raise UserError(
+            f"no messages for customer {customer_id} between {start.isoformat()} and {end.isoformat()}"
+        )
+    return ReportPlan(customer_id, start, end, rows, files, parts)
+
+
+def _window_days(
+    start: dt.datetime, end: dt.datetime, timezone: str
+) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
+    """Each local day touching [start, end), with the part of the window it holds."""
+    day = dt.datetime.fromtimestamp(start.timestamp(), ZoneInfo(timezone)).date()
+    found = []
+    while True:
+        day_start, day_end = day_bounds(day, timezone)
+        if day_start >= end:
+            return found
+        found.append((day, max(day_start, start), min(day_end, end)))
+        day += dt.timedelta(days=1)
+
+
+def _report_day_rows(path: str, customer_id: int, start: dt.datetime, end: dt.datetime) -> pl.LazyFrame:
+    """The customer's rows of [start, end) in a report day: in report order as stored (row groups of other
+    customers and times are skipped by their statistics)."""
+    when = (pl.col("event_time") >= start) & (pl.col("event_time") < end)
+    return pl.scan_parquet(path).filter((pl.col("customer_id") == customer_id) & when).select(EXPORT_COLUMNS)
+
+
+def _report_day_range(path: str, customer_id: int, start: dt.datetime, end: dt.datetime) -> ReportDayRange:
+    rows = _report_day_rows(path, customer_id, start, end).select(pl.len()).collect().item()
+    return ReportDayRange(path, start, end, int(rows))
+
+
+def _bronze_range(
+    files: list[BronzeFile], customer_id: int, start: dt.datetime, end: dt.datetime, timezone: str
+) -> BronzeRange:
+    """Passes 1 and 2 (module docstring) over [start, end)."""
     day_start = _dedup_days(start, end, timezone)[0][0]  # earlier copies that day decide the first copy
     minutes = (
         scan_window(files, day_start, end)
@@ -95,29 +177,14 @@ def plan_report(
     )
     later = _later_copies(files, customer_id, minutes, start, end, timezone)
     in_window = minutes.filter("in_window").drop("in_window")
-    window_rows = int(in_window["rows"].sum() or 0)
-    rows = window_rows - later.filter(pl.col("event_time") >= start).height
-    if rows == 0:
-        if window_rows == 0 and not _customer_known(lake, topic, customer_id):
-            raise UserError(f"unknown customer {customer_id}: bronze has no message of that customer")
-        raise UserError(
-            f"no messages for customer {customer_id} between {start.isoformat()} and {end.isoformat()}"
-        )
-    slices = time_slices(in_window, start, end, SLICE_ROWS)
-    return ReportPlan(customer_id, start, end, rows, slices, files, later)
+    rows = int(in_window["rows"].sum() or 0) - later.filter(pl.col("event_time") >= start).height
+    return BronzeRange(start, end, rows, time_slices(in_window, start, end, SLICE_ROWS), later)
 
 
 def _dedup_days(start: dt.datetime, end: dt.datetime, timezone: str) -> list[tuple[dt.datetime, dt.datetime]]:
     """The ranges within which copies are compared: each local day touching [start, end), from its midnight
     (copies before `start` still decide) up to `end` at most."""
-    day = dt.datetime.fromtimestamp(start.timestamp(), ZoneInfo(timezone)).date()
-    ranges = []
-    while True:
-        day_start, day_end = day_bounds(day, timezone)
-        if day_start >= end:
-            return ranges
-        ranges.append((day_start, min(day_end, end)))
-        day += dt.timedelta(days=1)
+    return [(day_bounds(day, timezone)[0], last) for day, _, last in _window_days(start, end, timezone)]
 
 
 def _later_copies(
@@ -168,12 +235,12 @@ def _customer_known(lake: NotificationLake, topic: str, customer_id: int) -> boo
     return found.collect().height > 0
 
 
-def _slice_rows(plan: ReportPlan, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+def _slice_rows(plan: ReportPlan, part: BronzeRange, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     """The slice's rows, first copies only, in report order. Rows often come out of the files already in
     that order (a file's rows follow its offsets): then sorting, which moves every string of the slice, is
     skipped."""
     rows = scan_window(plan.files, start, end).filter(pl.col("customer_id") == plan.customer_id)
-    later = plan.later_copies.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
+    later = part.later_copies.filter((pl.col("event_time") >= start) & (pl.col("event_time") < end))
     if later.height:
         rows = rows.join(
             later.lazy().drop("event_time"), on=["partition", "offset"], how="anti", maintain_order="left"
@@ -196,6 +263,7 @@ def in_report_order(frame: pl.DataFrame) -> bool:
 
 def _source(
     plan: ReportPlan,
+    part: BronzeRange,
     with_columns: list[str] | None,
     predicate: pl.Expr | None,
     n_rows: int | None,
@@ -206,11 +274,11 @@ def _source(
     left = n_rows
     step = batch_size or 100_000
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qp-report") as reader:
-        pending = [reader.submit(_slice_rows, plan, start, end) for start, end in plan.slices[:1]]
-        for index in range(len(plan.slices)):
+        pending = [reader.submit(_slice_rows, plan, part, start, end) for start, end in part.slices[:1]]
+        for index in range(len(part.slices)):
             frame = pending.pop().result()
-            if index + 1 < len(plan.slices) and left != 0:
-                pending.append(reader.submit(_slice_rows, plan, *plan.slices[index + 1]))
+            if index + 1 < len(part.slices) and left != 0:
+                pending.append(reader.submit(_slice_rows, plan, part, *part.slices[index + 1]))
             if predicate is not None:
                 frame = frame.filter(predicate)
             if with_columns is not None:
@@ -227,9 +295,16 @@ def _source(
 
 
 def report_frame(plan: ReportPlan) -> pl.LazyFrame:
-    return register_io_source(
-        partial(_source, plan), schema=EXPORT_SCHEMA, explain_name="notifications_report"
-    )
+    """The report's rows: its parts one after the other."""
+    frames = [
+        _report_day_rows(part.path, plan.customer_id, part.start, part.end)
+        if isinstance(part, ReportDayRange)
+        else register_io_source(
+            partial(_source, plan, part), schema=EXPORT_SCHEMA, explain_name="notifications_report"
+        )
+        for part in plan.parts
+    ]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
 
 
 def notifications_report(

@@ -28,6 +28,7 @@ class BronzeFile:
     # Whether its footer holds its rows per (customer, channel, name) (read with `read_customer_rows`; not
     # kept here: every file of the history is listed, and these totals are ~40 kB a file).
     has_customer_rows: bool = False
+    seq: int = 0  # its commit's number (later commits have greater ones)
 
     def inside(self, start: dt.datetime, end: dt.datetime) -> bool:
         """Whether every event of the file lies in [start, end) (a minute m holds events of [m, m + 60 s))."""
@@ -54,7 +55,7 @@ def bronze_files(lake: NotificationLake, topic: str | None) -> list[BronzeFile]:
             # No minutes recorded: no events, or a footer without the commit's metadata; scan it either way.
             minutes = np.sort(np.asarray(summary.minutes, dtype=np.int64)) if summary.minutes else None
             totals = summary.customer_rows is not None
-            found.append(BronzeFile(str(committed.path), minutes, summary.key_recipe, totals))
+            found.append(BronzeFile(str(committed.path), minutes, summary.key_recipe, totals, committed.seq))
     return found
 
 

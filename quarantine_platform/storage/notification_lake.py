@@ -33,6 +33,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from quarantine_platform.storage.durable import replace_durably
 from quarantine_platform.transforms.notifications import (
     DEAD_LETTERS_SCHEMA,
     EVENTS_SCHEMA,
@@ -315,14 +316,4 @@ def _write_atomic(df: pl.DataFrame, path: Path, meta: dict, extra: dict[str, str
         compression_level=1,
         metadata={_META_KEY.decode(): json.dumps(meta), **(extra or {})},
     )
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_durably(tmp, path)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import polars as pl
 
+from quarantine_platform.storage.durable import fsync_path
+
 TABLES = ("customers", "minutes", "billing")
 KEEP = 3
 _NAME = re.compile(r"^\d{12}$")
@@ -126,15 +128,15 @@ class SnapshotStore:
                 tables[table].write_parquet(tmp / f"{table}.parquet")
             (tmp / "meta.json").write_text(json.dumps({**meta, "name": name}, sort_keys=True))
             for entry in os.scandir(tmp):
-                _fsync(entry.path)
-            _fsync(tmp)
+                fsync_path(entry.path)
+            fsync_path(tmp)
             os.rename(tmp, self.snapshots / name)
-            _fsync(self.snapshots)
+            fsync_path(self.snapshots)
             pointer_tmp = self.root / f".current.{uuid.uuid4().hex}.tmp"
             pointer_tmp.write_text(name + "\n")
-            _fsync(pointer_tmp)
+            fsync_path(pointer_tmp)
             os.replace(pointer_tmp, self.pointer)
-            _fsync(self.root)
+            fsync_path(self.root)
             self._prune(keep, name)
         return name
 
@@ -157,11 +159,3 @@ class SnapshotStore:
 
 def _instant(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
-
-
-def _fsync(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,7 +28,6 @@ quarantine is still known to have been computed, and `qp` can tell "nobody in qu
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ import polars as pl
 from quarantine_platform import settings
 from quarantine_platform.errors import UserError
 from quarantine_platform.resources.warehouse import open_warehouse
+from quarantine_platform.storage.durable import fsync_path
 from quarantine_platform.transforms.quarantine import TABLE_SCHEMA
 
 TABLE = "quarantine_global"
@@ -186,17 +186,9 @@ def _write_load_date(root: Path, load_date: dt.date, table: pl.DataFrame) -> Sta
     table.select(_FILE_COLUMNS).write_parquet(root / file, compression=COMPRESSION, statistics=False)
     # On disk before the commit that publishes it (DuckDB syncs its own log): a power cut never leaves the
     # view naming a file that did not reach the disk.
-    _fsync(root / file)
-    _fsync((root / file).parent)
+    fsync_path(root / file)
+    fsync_path((root / file).parent)
     return StagedLoad(load_date, file, table.height)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _create_view(con: duckdb.DuckDBPyConnection, root: Path) -> None:

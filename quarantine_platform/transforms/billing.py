@@ -329,10 +329,15 @@ def bill_day(counts: pl.DataFrame, pricing: Pricing, day: dt.date) -> pl.DataFra
 
 def rebill_command(day: dt.date | str, last: dt.date | str | None = None) -> str:
     """The Dagster command that (re-)bills a day, or the days first..last in one run."""
+    return materialize_days_command("billing_daily", day, last)
+
+
+def materialize_days_command(asset: str, day: dt.date | str, last: dt.date | str | None = None) -> str:
+    """The Dagster command that materializes a daily asset for a day, or the days first..last in one run."""
     which = (
         f"--partition {day}" if last is None or str(last) == str(day) else f"--partition-range {day}...{last}"
     )
-    return f"dagster asset materialize -m quarantine_platform.definitions --select billing_daily {which}"
+    return f"dagster asset materialize -m quarantine_platform.definitions --select {asset} {which}"
 
 
 def day_bounds_frame(days: list[dt.date], timezone: str) -> pl.DataFrame:

@@ -1,0 +1,105 @@
+"""Report days: per local day, the day's first copies laid out for the detailed report
+(storage/report_days.py), made after the day closes; a check that names the days a late event made stale; the
+daily schedule."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+
+from quarantine_platform import settings
+from quarantine_platform.assets.billing import billing_run_at
+from quarantine_platform.assets.keys import EVENTS
+from quarantine_platform.partitions import local_daily_partitions
+from quarantine_platform.resources.lake import LakeResource
+from quarantine_platform.storage.bronze_window import bronze_files
+from quarantine_platform.storage.report_days import ReportDays
+from quarantine_platform.transforms.billing import materialize_days_command
+
+REPORT_DAYS = dg.AssetKey("notification_report_days")
+UP_TO_DATE = "report_days_up_to_date"
+
+
+@dg.asset(
+    key=REPORT_DAYS,
+    group_name="notifications",
+    deps=[EVENTS],
+    partitions_def=local_daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Per day (in QP_TIMEZONE) and topic: the day's first copies laid out so that one customer's "
+    "rows are contiguous runs in report order; `qp export notifications` reads a customer's day from here "
+    "instead of the bronze files that mix every customer (a day made stale by a late event: from bronze).",
+)
+def notification_report_days(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    timezone = settings.get("QP_TIMEZONE")
+    try:
+        notifications, store = lake.notifications(), ReportDays(lake.root)
+    except ValueError as exc:  # an object-store lake: named in the message
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    rows = 0
+    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    started = time.perf_counter()
+    for topic in notifications.topics():
+        files = bronze_files(notifications, topic)
+        for day in days:
+            info = store.compact(topic, day, timezone, files)
+            rows += info.rows
+            context.log.info(f"report day {day} of topic {topic}: {info.rows} messages")
+    return dg.MaterializeResult(
+        metadata={
+            "days": len(days),
+            "first_day": str(days[0]),
+            "last_day": str(days[-1]),
+            "messages": rows,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=REPORT_DAYS,
+    name=UP_TO_DATE,
+    description="Every report day still stands for bronze: made for this QP_TIMEZONE, and no bronze file "
+    "committed since may hold an event of its day. A stale day is read from bronze by the export (slower, "
+    "never wrong) until it is made again.",
+)
+def report_days_up_to_date(lake: LakeResource) -> dg.AssetCheckResult:
+    timezone = settings.get("QP_TIMEZONE")
+    notifications = lake.notifications()
+    store = ReportDays(lake.root)
+    checked = 0
+    stale: set[dt.date] = set()
+    for topic in notifications.topics():
+        files = bronze_files(notifications, topic)
+        for day in store.days(topic):
+            checked += 1
+            if store.usable(topic, day, timezone, files) is None:
+                stale.add(day)
+    days = sorted(stale)
+    return dg.AssetCheckResult(
+        passed=not days,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days_checked": checked,
+            "days_stale": len(days),
+            "stale": ", ".join(map(str, days[:20])),
+            "remake": materialize_days_command(REPORT_DAYS.path[-1], days[0], days[-1]) if days else "",
+        },
+    )
+
+
+report_days_checks = [report_days_up_to_date]
+
+report_days_job = dg.define_asset_job(
+    "notification_report_days_job",
+    selection=dg.AssetSelection.assets(REPORT_DAYS),
+    partitions_def=local_daily_partitions,
+)
+report_days_schedule = dg.build_schedule_from_partitioned_job(
+    report_days_job,
+    name="notification_report_days_schedule",
+    hour_of_day=billing_run_at()[0],
+    minute_of_hour=billing_run_at()[1],
+    description="Lays out yesterday (in QP_TIMEZONE) for the detailed report, when billing runs.",
+)
+report_days_schedules = [report_days_schedule]
