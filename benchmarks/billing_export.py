@@ -15,9 +15,11 @@ One run:
           message_id (first copy), WhatsApp filter (case-insensitive), `groupby` size and latest name, price;
    both results must be equal;
 3. the detailed export of the large customer's day to CSV, each side in its own child:
-   ours   `notifications_report` + `write_notifications_report` (lazy scan, streamed slices, sink);
+   ours   `plan_report` + `write_notifications_report`, twice: first from bronze (no report day: three passes,
+          streamed slices, sink), then from the day's report day (`notification_report_days`, made in between
+          by `ReportDays.compact` as the nightly asset does, timed on its own: it is not part of an export);
    pandas `read_parquet` with the customer and time filters pushed down, sort, `drop_duplicates`, `to_csv`;
-   both files must be byte-identical;
+   both files must be byte-identical (pandas against ours from the report day);
    ours is also run on a quarter of the day (6 hours), to show memory staying flat as rows grow, and, on the
    day pandas runs on, to the other --formats (parquet, json lines) to show what each writer costs.
 
@@ -295,14 +297,19 @@ def same_billing(root: str) -> bool:
 
 
 def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[str, Any]:
-    from quarantine_platform.exports.notifications import notifications_report, write_notifications_report
+    from quarantine_platform.exports.notifications import (
+        ReportDayRange,
+        plan_report,
+        report_frame,
+        write_notifications_report,
+    )
 
     baseline = peak_rss_mib()
     started = time.perf_counter()
     cpu_started = cpu_seconds()
     start = day_window()[0]
-    report = notifications_report(root, TOPIC, BIG_CUSTOMER, start, start + dt.timedelta(hours=hours), "UTC")
-    rows = write_notifications_report(report, fmt, output)
+    plan = plan_report(root, TOPIC, BIG_CUSTOMER, start, start + dt.timedelta(hours=hours), "UTC")
+    rows = write_notifications_report(report_frame(plan), fmt, output)
     seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_started
     return {
@@ -312,7 +319,33 @@ def ours_export(root: str, hours: int, output: str, fmt: str = "csv") -> dict[st
         "peak_mib": peak_rss_mib(),
         "baseline_mib": baseline,
         "bytes": os.path.getsize(output),
+        "read_from": "report day" if all(isinstance(p, ReportDayRange) for p in plan.parts) else "bronze",
     }
+
+
+def ours_report_day(root: str) -> dict[str, Any]:
+    """The day's report day, as the `notification_report_days` asset makes it after the day closes."""
+    from quarantine_platform.storage.bronze_window import bronze_files
+    from quarantine_platform.storage.notification_lake import NotificationLake
+    from quarantine_platform.storage.report_days import ReportDays
+
+    started = time.perf_counter()
+    cpu_started = cpu_seconds()
+    store = ReportDays(root)
+    info = store.compact(TOPIC, DAY, "UTC", bronze_files(NotificationLake(root), TOPIC))
+    return {
+        "rows": info.rows,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": round(cpu_seconds() - cpu_started, 2),
+        "peak_mib": peak_rss_mib(),
+        "bytes": os.path.getsize(store.path(TOPIC, DAY)),
+    }
+
+
+def drop_report_day(root: str) -> None:
+    from quarantine_platform.storage.report_days import ReportDays
+
+    ReportDays(root).path(TOPIC, DAY).unlink(missing_ok=True)
 
 
 def pandas_export(root: str, hours: int, output: str) -> dict[str, Any]:
@@ -385,6 +418,12 @@ def run_scale(work: Path, rows: int, args: argparse.Namespace, with_pandas: bool
     if with_pandas:
         step("billing_pandas", pandas_billing, root, pricing_csv)
         results["billing_equal"] = same_billing(root)
+    drop_report_day(root)  # kept from an earlier run: first the export from bronze alone
+    for hours in (6, 24):
+        output = str(work / f"export_bronze_{hours}h.csv")
+        step(f"export_bronze_{hours}h", ours_export, root, hours, output)
+        os.unlink(output)
+    step("report_day", ours_report_day, root)
     for hours in (6, 24):
         output = str(work / f"export_ours_{hours}h.csv")
         step(f"export_ours_{hours}h", ours_export, root, hours, output)
@@ -476,6 +515,12 @@ def report(results: dict[str, Any]) -> None:
         print(_line("billing pandas", rows, results["billing_pandas"]))
         speed = results["billing_pandas"]["seconds"] / results["billing_ours"]["seconds"]
         print(f"billing ours vs pandas: {speed:.1f}x faster; results equal: {results['billing_equal']}")
+    for key in ("export_bronze_6h", "export_bronze_24h"):
+        if key in results:
+            print(_line(key.replace("_", " "), results[key]["rows"], results[key]) + " (no report day)")
+    if "report_day" in results:
+        made = results["report_day"]
+        print(_line("report day", made["rows"], made) + f", {made['bytes'] / 2**20:,.0f} MiB (nightly)")
     exports = [k for k in results if k.startswith("export_ours_24h_")]
     for key in ("export_ours_6h", "export_ours_24h", "export_pandas_24h", *exports):
         if key in results:

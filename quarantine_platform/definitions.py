@@ -16,7 +16,11 @@ from quarantine_platform.assets.notifications import (  # noqa: E402
 from quarantine_platform.assets.panel import notification_panel  # noqa: E402
 from quarantine_platform.assets.quarantine import quarantine_global  # noqa: E402
 from quarantine_platform.assets.quarantine_sources import quarantine_source_assets  # noqa: E402
-from quarantine_platform.assets.report_days import notification_report_days, report_days_checks  # noqa: E402
+from quarantine_platform.assets.report_days import (  # noqa: E402
+    notification_report_days,
+    report_days_checks,
+    report_days_sensors,
+)
 from quarantine_platform.resources.https import HttpsResource  # noqa: E402
 from quarantine_platform.resources.kafka import KafkaResource  # noqa: E402
 from quarantine_platform.resources.lake import LakeResource  # noqa: E402
@@ -66,7 +70,7 @@ assets = [
     notification_report_days,
 ]
 asset_checks = [*billing_checks, *report_days_checks]
-sensors = [*notification_sensors]
+sensors = [*notification_sensors, *report_days_sensors]
 
 defs = dg.Definitions(
     assets=assets,

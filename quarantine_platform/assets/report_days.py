@@ -14,7 +14,7 @@ from quarantine_platform.partitions import local_daily_partitions
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.storage.bronze_window import bronze_files
 from quarantine_platform.storage.report_days import ReportDays
-from quarantine_platform.transforms.billing import materialize_days_command
+from quarantine_platform.transforms.billing import day_bounds, materialize_days_command
 
 REPORT_DAYS = dg.AssetKey("notification_report_days")
 UP_TO_DATE = "report_days_up_to_date"
@@ -61,26 +61,16 @@ def notification_report_days(context: dg.AssetExecutionContext, lake: LakeResour
     name=UP_TO_DATE,
     description="Every report day still stands for bronze: made for this QP_TIMEZONE, and no bronze file "
     "committed since may hold an event of its day. A stale day is read from bronze by the export (slower, "
-    "never wrong) until it is made again.",
+    "never wrong) until it is made again (notification_report_days_sensor asks for it once the day closed).",
 )
 def report_days_up_to_date(lake: LakeResource) -> dg.AssetCheckResult:
-    timezone = settings.get("QP_TIMEZONE")
-    notifications = lake.notifications()
-    store = ReportDays(lake.root)
-    checked = 0
-    stale: set[dt.date] = set()
-    for topic in notifications.topics():
-        files = bronze_files(notifications, topic)
-        for day in store.days(topic):
-            checked += 1
-            if store.usable(topic, day, timezone, files) is None:
-                stale.add(day)
-    days = sorted(stale)
+    stale = _out_of_date(lake)
+    days = sorted({day for found in stale.values() for day in found})
     return dg.AssetCheckResult(
         passed=not days,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "days_checked": checked,
+            "days_checked": sum(len(ReportDays(lake.root).days(topic)) for topic in stale),
             "days_stale": len(days),
             "stale": ", ".join(map(str, days[:20])),
             "remake": materialize_days_command(REPORT_DAYS.path[-1], days[0], days[-1]) if days else "",
@@ -88,7 +78,43 @@ def report_days_up_to_date(lake: LakeResource) -> dg.AssetCheckResult:
     )
 
 
+def _out_of_date(lake: LakeResource) -> dict[str, dict[dt.date, int]]:
+    """Per topic, its stale report days and the bronze commit that made each stale."""
+    timezone = settings.get("QP_TIMEZONE")
+    notifications, store = lake.notifications(), ReportDays(lake.root)
+    return {
+        topic: store.out_of_date(topic, timezone, bronze_files(notifications, topic))
+        for topic in notifications.topics()
+    }
+
+
+@dg.sensor(
+    name="notification_report_days_sensor",
+    minimum_interval_seconds=300,
+    asset_selection=[REPORT_DAYS],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def report_days_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    """Makes again the report days that late events made stale, so the export reads them fast again; only
+    days closed for the allowed lateness (a day still receiving events would be stale again at once). The run
+    key names the commit that made the day stale: a replayed tick asks nothing twice, a later late event asks
+    again."""
+    timezone = settings.get("QP_TIMEZONE")
+    lateness = dt.timedelta(seconds=int(settings.get("QP_ALLOWED_LATENESS_SECONDS")))
+    now = dt.datetime.now(dt.UTC)
+    requests = [
+        dg.RunRequest(run_key=f"{topic}:{day}:{seq}", partition_key=day.isoformat())
+        for topic, found in sorted(_out_of_date(lake).items())
+        for day, seq in sorted(found.items())
+        if day_bounds(day, timezone)[1] + lateness <= now
+    ]
+    if not requests:
+        return dg.SensorResult(skip_reason="every report day is up to date")
+    return dg.SensorResult(run_requests=requests)
+
+
 report_days_checks = [report_days_up_to_date]
+report_days_sensors = [report_days_sensor]
 
 report_days_job = dg.define_asset_job(
     "notification_report_days_job",

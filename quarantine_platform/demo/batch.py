@@ -1,6 +1,6 @@
-"""The batch half of `qp demo`: billing and the panel on the demo stream's day, invoice averages, the chatbot
-report, and the quarantine table from generated sources, each materialized through Dagster as the
-schedules would, on the project's DAGSTER_HOME, then summarized."""
+"""The batch half of `qp demo`: billing, the panel and the report day on the demo stream's day, invoice
+averages, the chatbot report, and the quarantine table from generated sources, each materialized through
+Dagster as the schedules would, on the project's DAGSTER_HOME, then summarized."""
 
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ def run_batch_domains(
     from quarantine_platform.assets.panel import notification_panel
     from quarantine_platform.assets.quarantine import quarantine_global
     from quarantine_platform.assets.quarantine_sources import quarantine_source_assets
+    from quarantine_platform.assets.report_days import notification_report_days, report_days_checks
     from quarantine_platform.demo.quarantine_sources import generate_quarantine_sources
 
     resources = defs.resources
     failed = 0
-    log(f"billing {stream_day} and publishing the panel")
+    log(f"billing {stream_day}, publishing the panel, laying the day out for the detailed export")
     failed += _run(
         "billing_daily",
         [billing_daily, *billing_checks],
@@ -55,6 +56,14 @@ def run_batch_domains(
         partition_key=stream_day.isoformat(),
     )
     failed += _run("notification_panel", [notification_panel], instance, resources, log)
+    failed += _run(
+        "notification_report_days",
+        [notification_report_days, *report_days_checks],
+        instance,
+        resources,
+        log,
+        partition_key=stream_day.isoformat(),
+    )
 
     log(f"invoice averages, reference months {INVOICE_MONTHS[0]} .. {INVOICE_MONTHS[1]} (one run)")
     failed += _run(

@@ -345,3 +345,35 @@ def test_memory_stays_flat_when_the_report_day_and_its_export_grow_fourfold(tmp_
     for step in ("compact", "export"):
         assert peaks[(1_600_000, step)] - peaks[(400_000, step)] < 120, peaks
         assert peaks[(1_600_000, step)] < 700, peaks
+
+
+def test_the_sensor_asks_once_per_late_commit_for_closed_days_only(platform_env, monkeypatch):
+    from quarantine_platform import definitions
+    from quarantine_platform.assets.report_days import report_days_sensor
+
+    monkeypatch.setenv("QP_TIMEZONE", "UTC")
+    root = os.environ["QP_LAKE_DIR"]
+    today = dt.datetime.now(dt.UTC).date()
+    old, current = dt.date(2020, 2, 3), today
+    commit(root, [event(11, "A1", "2020-02-03T13:00:00Z"), event(11, "T1", f"{today}T00:00:00Z")])
+    store = ReportDays(root)
+    for day in (old, current):
+        store.compact(TOPIC, day, "UTC", files_of(root))
+    lake = definitions.resources()["lake"]
+
+    def tick() -> dg.SensorResult:
+        return report_days_sensor(dg.build_sensor_context(), lake=lake)
+
+    assert tick().skip_reason is not None  # every report day up to date
+    commit(
+        root, [event(11, "L1", "2020-02-03T20:00:00Z"), event(11, "L2", f"{today}T00:00:01Z")], partition=1
+    )
+    first = tick()
+    assert [(r.partition_key, r.run_key) for r in first.run_requests] == [
+        ("2020-02-03", "notifications:2020-02-03:2")
+    ]
+    assert [r.run_key for r in tick().run_requests] == ["notifications:2020-02-03:2"]  # same key: asked once
+    commit(root, [event(11, "L3", "2020-02-03T21:00:00Z")], partition=2)
+    assert [r.run_key for r in tick().run_requests] == ["notifications:2020-02-03:3"]  # a later late event
+    store.compact(TOPIC, old, "UTC", files_of(root))
+    assert tick().skip_reason is not None  # today is stale but still open: not asked for
