@@ -42,7 +42,7 @@ from quarantine_platform.transforms.report_days import (
 )
 
 REPORT_DAYS_DIR = "notification_report_days"
-CHUNK_ROWS = 2_000_000  # rows sorted at a time (~0.4 GiB with the report's strings)
+CHUNK_ROWS = 1_000_000  # rows sorted at a time: 0.5M-4M measured, smaller used less CPU and memory
 ROW_GROUP_ROWS = 65_536  # small groups: a customer's window skips the rest by their statistics
 _META_KEY = "quarantine_platform.report_day"
 # 1: time chunks in order, each sorted by (customer_id, event_time, partition, offset): transforms/report_days
