@@ -53,3 +53,8 @@ utc_daily_partitions = dg.DailyPartitionsDefinition(
 monthly_partitions = dg.MonthlyPartitionsDefinition(
     start_date=settings.get("QP_HISTORY_START")[:7], fmt=MONTH_FORMAT, timezone="UTC"
 )
+
+
+def day_range_metadata(days: list[dt.date]) -> dict[str, int | str]:
+    """The metadata that says which days (in order) a daily run covered."""
+    return {"days": len(days), "first_day": str(days[0]), "last_day": str(days[-1])}

@@ -12,7 +12,7 @@ import polars as pl
 
 from quarantine_platform import settings
 from quarantine_platform.assets.keys import EVENTS
-from quarantine_platform.partitions import local_daily_partitions
+from quarantine_platform.partitions import day_range_metadata, local_daily_partitions
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 from quarantine_platform.storage.billing_warehouse import (
@@ -82,9 +82,7 @@ def billing_daily(
         )
     return dg.MaterializeResult(
         metadata={
-            "days": len(days),
-            "first_day": str(days[0]),
-            "last_day": str(days[-1]),
+            **day_range_metadata(days),
             "customer_days": customers,
             "whatsapp_notifications": notifications,
             "value_brl": str(value),

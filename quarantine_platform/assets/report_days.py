@@ -10,7 +10,7 @@ import dagster as dg
 from quarantine_platform import settings
 from quarantine_platform.assets.billing import billing_run_at
 from quarantine_platform.assets.keys import EVENTS
-from quarantine_platform.partitions import local_daily_partitions
+from quarantine_platform.partitions import day_range_metadata, local_daily_partitions
 from quarantine_platform.resources.lake import LakeResource
 from quarantine_platform.storage.bronze_window import bronze_files
 from quarantine_platform.storage.report_days import ReportDays
@@ -47,9 +47,7 @@ def notification_report_days(context: dg.AssetExecutionContext, lake: LakeResour
             context.log.info(f"report day {day} of topic {topic}: {info.rows} messages")
     return dg.MaterializeResult(
         metadata={
-            "days": len(days),
-            "first_day": str(days[0]),
-            "last_day": str(days[-1]),
+            **day_range_metadata(days),
             "messages": rows,
             "seconds": round(time.perf_counter() - started, 2),
         }

@@ -27,8 +27,7 @@ import argparse
 import datetime as dt
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -39,6 +38,7 @@ from quarantine_platform import settings
 from quarantine_platform.errors import UserError
 from quarantine_platform.exports.formats import Progress, format_for, write_table
 from quarantine_platform.storage.bronze_window import BronzeFile, bronze_files, scan_window, scan_window_parts
+from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.report_days import ReportDays
 from quarantine_platform.transforms.billing import day_bounds
@@ -84,6 +84,7 @@ class ReportDayRange:
     start: dt.datetime
     end: dt.datetime
     rows: int
+    whole_day: bool  # the part is the file's whole day: no time filter needed
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def plan_report(
         if from_bronze:
             parts.append(_bronze_range(files, customer_id, from_bronze[0][0], from_bronze[-1][1], timezone))
             from_bronze = []
-        parts.append(_report_day_range(str(path), customer_id, day_start, day_end))
+        whole_day = (day_start, day_end) == day_bounds(day, timezone)
+        parts.append(_report_day_range(str(path), customer_id, day_start, day_end, whole_day))
     if from_bronze:
         parts.append(_bronze_range(files, customer_id, from_bronze[0][0], from_bronze[-1][1], timezone))
     rows = sum(part.rows for part in parts)
@@ -150,16 +152,20 @@ def _window_days(
         day += dt.timedelta(days=1)
 
 
-def _report_day_rows(path: str, customer_id: int, start: dt.datetime, end: dt.datetime) -> pl.LazyFrame:
-    """The customer's rows of [start, end) in a report day: in report order as stored (row groups of other
+def _report_day_rows(part: ReportDayRange, customer_id: int) -> pl.LazyFrame:
+    """The customer's rows of the part in its report day: in report order as stored (row groups of other
     customers and times are skipped by their statistics)."""
-    when = (pl.col("event_time") >= start) & (pl.col("event_time") < end)
-    return pl.scan_parquet(path).filter((pl.col("customer_id") == customer_id) & when).select(EXPORT_COLUMNS)
+    wanted = pl.col("customer_id") == customer_id
+    if not part.whole_day:  # the event times are decoded only when the window cuts the day
+        wanted = wanted & (pl.col("event_time") >= part.start) & (pl.col("event_time") < part.end)
+    return pl.scan_parquet(part.path).filter(wanted).select(EXPORT_COLUMNS)
 
 
-def _report_day_range(path: str, customer_id: int, start: dt.datetime, end: dt.datetime) -> ReportDayRange:
-    rows = _report_day_rows(path, customer_id, start, end).select(pl.len()).collect().item()
-    return ReportDayRange(path, start, end, int(rows))
+def _report_day_range(
+    path: str, customer_id: int, start: dt.datetime, end: dt.datetime, whole_day: bool
+) -> ReportDayRange:
+    part = ReportDayRange(path, start, end, 0, whole_day)
+    return replace(part, rows=int(_report_day_rows(part, customer_id).select(pl.len()).collect().item()))
 
 
 def _bronze_range(
@@ -269,35 +275,17 @@ def _source(
     n_rows: int | None,
     batch_size: int | None,
 ) -> Iterator[pl.DataFrame]:
-    """The Python source behind the report's LazyFrame: one slice at a time, in order. The next slice is
-    read while the current one is written (Polars releases the GIL), so at most two are held."""
-    left = n_rows
-    step = batch_size or 100_000
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qp-report") as reader:
-        pending = [reader.submit(_slice_rows, plan, part, start, end) for start, end in part.slices[:1]]
-        for index in range(len(part.slices)):
-            frame = pending.pop().result()
-            if index + 1 < len(part.slices) and left != 0:
-                pending.append(reader.submit(_slice_rows, plan, part, *part.slices[index + 1]))
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
-            if left is not None:
-                frame = frame.head(left)
-                left -= frame.height
-            for offset in range(0, frame.height, step):
-                yield frame.slice(offset, step)
-            if left == 0:
-                for future in pending:
-                    future.cancel()
-                return
+    """The Python source behind a bronze part's LazyFrame: one slice at a time, in order; the next slice is
+    read while the current one is written, so at most two are held."""
+    loads = [partial(_slice_rows, plan, part, start, end) for start, end in part.slices]
+    slices = prefetched(loads, "qp-report")
+    yield from source_frames(slices, with_columns, predicate, n_rows, batch_size or 100_000)
 
 
 def report_frame(plan: ReportPlan) -> pl.LazyFrame:
     """The report's rows: its parts one after the other."""
     frames = [
-        _report_day_rows(part.path, plan.customer_id, part.start, part.end)
+        _report_day_rows(part, plan.customer_id)
         if isinstance(part, ReportDayRange)
         else register_io_source(
             partial(_source, plan, part), schema=EXPORT_SCHEMA, explain_name="notifications_report"

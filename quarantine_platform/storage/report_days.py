@@ -20,7 +20,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -32,6 +31,7 @@ from polars.io.plugins import register_io_source
 
 from quarantine_platform.storage.bronze_window import BronzeFile, scan_window, scan_window_parts
 from quarantine_platform.storage.durable import replace_durably
+from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.transforms.billing import day_bounds
 from quarantine_platform.transforms.notifications import time_slices
 from quarantine_platform.transforms.report_days import (
@@ -201,29 +201,9 @@ def _sorted_chunks(
     n_rows: int | None,
     batch_size: int | None,
 ) -> Iterator[pl.DataFrame]:
-    """The Python source behind the report day's LazyFrame (what `register_io_source` asks of one): chunk by
-    chunk, each sorted; the next chunk is read and sorted while this one is written (Polars releases the
-    GIL), so at most two are held."""
-
-    def load(chunk: tuple[dt.datetime, dt.datetime]) -> pl.DataFrame:
-        return sorted_chunk(scan_window(files, *chunk), later)
-
-    left = n_rows
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qp-report-day") as reader:
-        pending = reader.submit(load, chunks[0]) if chunks else None
-        for index in range(len(chunks)):
-            assert pending is not None
-            frame = pending.result()
-            if index + 1 < len(chunks):
-                pending = reader.submit(load, chunks[index + 1])
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
-            if left is not None:
-                frame = frame.head(left)
-                left -= frame.height
-            for offset in range(0, frame.height, ROW_GROUP_ROWS):
-                yield frame.slice(offset, ROW_GROUP_ROWS)
-            if left == 0:
-                return
+    """The Python source behind the report day's LazyFrame: chunk by chunk, each sorted; the next chunk is
+    read and sorted while this one is written, so at most two are held."""
+    loads = [partial(sorted_chunk, scan_window(files, *chunk), later) for chunk in chunks]
+    yield from source_frames(
+        prefetched(loads, "qp-report-day"), with_columns, predicate, n_rows, ROW_GROUP_ROWS
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -75,3 +77,11 @@ def many(customer_id: int, count: int, start: str, step_us: int, prefix: str = "
         + offsets.cast(pl.String).str.zfill(20),
         event_time=times,
     ).with_columns(event_datetime=pl.col("event_time").dt.to_string("%Y-%m-%dT%H:%M:%S%.3f+00:00"))
+
+
+def rows_and_peak(script: str, *args: str) -> tuple[int, int]:
+    """Run `script` (Python source that prints "<rows> <peak MiB>") in a fresh interpreter with `args`."""
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, peak = map(int, done.stdout.split())
+    return rows, peak

@@ -23,7 +23,7 @@ from quarantine_platform.exports.notifications import (
     plan_report,
     write_notifications_report,
 )
-from quarantine_platform_tests.billing.bronze import commit, event, many
+from quarantine_platform_tests.billing.bronze import commit, event, many, rows_and_peak
 
 UTC = dt.UTC
 START = dt.datetime(2020, 2, 3, 10, tzinfo=UTC)
@@ -297,14 +297,7 @@ def test_memory_stays_flat_when_the_export_grows_fourfold(tmp_path):
             commit(root, chunk, partition=part % 3)
         for fmt in ("csv", "parquet"):
             out = tmp_path / f"out{rows}.{fmt}"
-            done = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(root), fmt, str(out)],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert done.returncode == 0, done.stderr[-2000:]
-            written, peak = map(int, done.stdout.split())
+            written, peak = rows_and_peak(_CHILD, str(root), fmt, str(out))
             assert written == rows
             peaks[(rows, fmt)] = peak
         assert pl.read_parquet(tmp_path / f"out{rows}.parquet")["message_id"].is_sorted()
