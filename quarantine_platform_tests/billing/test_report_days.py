@@ -370,3 +370,33 @@ def test_the_sensor_asks_once_per_late_commit_for_closed_days_only(platform_env,
     assert [r.run_key for r in tick().run_requests] == ["notifications:2020-02-03:3"]  # a later late event
     store.compact(TOPIC, old, "UTC", files_of(root))
     assert tick().skip_reason is not None  # today is stale but still open: not asked for
+
+
+def test_a_23_hour_day_of_a_dst_change_reads_the_same_from_its_report_day(tmp_path):
+    """New York, 2020-03-08: clocks jump from 02:00 to 03:00, the local day is 05:00 to 04:00 UTC next day."""
+    root, zone, day = str(tmp_path / "lake"), "America/New_York", dt.date(2020, 3, 8)
+    commit(
+        root,
+        [
+            event(11, "B4", "2020-03-08T04:59:59.000+00:00"),  # Mar 7, 23:59:59 EST
+            event(11, "F1", "2020-03-08T05:00:00.000+00:00"),  # Mar 8, 00:00 EST
+            event(11, "F2", "2020-03-08T07:30:00.000+00:00"),  # 03:30 EDT
+            event(11, "F3", "2020-03-09T03:59:59.000+00:00"),  # 23:59:59 EDT
+            event(11, "N1", "2020-03-09T04:00:00.000+00:00"),  # Mar 9
+        ],
+    )
+    start, end = day_bounds(day, zone)
+    assert end - start == dt.timedelta(hours=23)
+    windows = [
+        (start, end),
+        (start - dt.timedelta(hours=1), end + dt.timedelta(hours=1)),
+        (start, start + dt.timedelta(hours=3)),
+    ]
+    from_bronze = [notifications_report(root, TOPIC, 11, a, b, zone).collect() for a, b in windows]
+    assert from_bronze[0]["message_id"].to_list() == ["F1", "F2", "F3"]
+    ReportDays(root).compact(TOPIC, day, zone, files_of(root))
+    for (a, b), expected in zip(windows, from_bronze, strict=True):
+        plan = plan_report(root, TOPIC, 11, a, b, zone)
+        assert ReportDayRange in {type(part) for part in plan.parts}
+        assert_frame_equal(report_frame(plan).collect(), expected)
+    assert plan_report(root, TOPIC, 11, *windows[0], zone).parts[0].whole_day
