@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -956,8 +957,8 @@ def test_texts_seen_only_in_blank_answers_change_nothing(monkeypatch, parts: int
     assert_frame_equal(chatbot_report(answers(*blank_only)), pl.DataFrame(schema=REPORT_SCHEMA))
 
 
-@pytest.mark.parametrize("column", ["customer", "flow", "session", "key"])
-def test_an_answer_with_a_null_name_is_an_error_unless_its_value_is_blank(column: str) -> None:
+@pytest.mark.parametrize("column", ["customer", "flow", "session", "key", "timestamp"])
+def test_an_answer_with_a_null_name_or_time_is_an_error_unless_its_value_is_blank(column: str) -> None:
     # Readers and the warehouse never give one; a caller's frame with one gets an error naming the column.
     rows = answers(
         ("C1", "F1", "S1", "13:00:00", "nome", "Ana", "h", 0, 0),
@@ -997,3 +998,73 @@ def test_wide_tables_refuse_rows_out_of_report_order(rows: list[tuple]) -> None:
     # Sorted rows take the fast path; any other order goes to the pivot path, which sorts (or words an error).
     assert chatbot._wide_tables(report(*rows)) is None
     assert chatbot._wide_tables(report(*sorted(set(rows), key=lambda r: (r[0], r[2], r[7])))) is not None
+
+
+# --- the report's integer steps (session 7: no sort by time, runs reduced by numpy) ----------------------
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["time and row packed", "rank of a stable sort"])
+def test_the_place_in_time_orders_by_time_then_row(monkeypatch, packed: bool) -> None:
+    if not packed:
+        monkeypatch.setattr(chatbot, "_PACKED_BITS", 0)
+    micros = pl.Series([5, 3, 5, 3, 9, -2], dtype=pl.Int64)
+
+    when = chatbot._time_order(micros)
+
+    # By time, ties in row order: rows 5 (-2), 1 (3), 3 (3), 0 (5), 2 (5), 4 (9).
+    assert when.dtype == pl.UInt64
+    assert when.rank("ordinal").cast(pl.Int64).to_list() == [4, 2, 5, 3, 6, 1]
+    if not packed:
+        assert when.to_list() == [3, 1, 4, 2, 5, 0]
+
+
+def test_run_maxima_are_where_each_run_holds_its_largest_value() -> None:
+    values = pl.Series([4, 9, 1, 7, 2, 8, 3, 5], dtype=pl.UInt64)
+    run_start = pl.Series([True, False, False, True, False, True, True, False])
+
+    # Runs [4, 9, 1], [7, 2], [8], [3, 5]: their largest values stand at 1, 3, 5 and 7.
+    assert chatbot._run_maxima(values, run_start).to_list() == [1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("count", [3, 300], ids=["few ids (radix sort)", "many ids (integer sort)"])
+def test_grouped_rows_are_in_row_order_within_each_id(count: int) -> None:
+    ids = pl.Series([2, 0, 1, 0, 2, 2], dtype=pl.UInt32)
+
+    order, bounds = chatbot._grouped(ids, count)
+
+    assert order.to_list() == [1, 3, 2, 0, 4, 5]
+    assert bounds == [0, 2, 3] + [6] * (count - 2)
+
+
+def test_texts_of_ids_come_from_a_row_of_each_id_or_from_nowhere() -> None:
+    texts = pl.Series(["b", "a", "b", "c"])
+
+    assert chatbot._texts_of_ids(texts, pl.Series([0, 1, 0, 2], dtype=pl.UInt32)).to_list() == ["b", "a", "c"]
+    # An id with no row, or a row with no id (a null text): the caller reads the categories instead.
+    assert chatbot._texts_of_ids(texts, pl.Series([0, 1, 0, 3], dtype=pl.UInt32)) is None
+    assert chatbot._texts_of_ids(texts, pl.Series([0, 1, None, 2], dtype=pl.UInt32)) is None
+    ids, distinct = chatbot._ids(pl.Series(["b", None, "b", "a"]), many=True)
+    assert ids.to_list() == [0, None, 0, 1]
+    assert distinct.to_list() == ["b", "a"]
+
+
+def test_the_native_reader_keeps_freed_c_heap_memory_on_glibc() -> None:
+    assert chatbot._keep_c_heap() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize(
+    ("places", "in_order"),
+    [
+        ([("h13", 0, 0), ("h13", 0, 1), ("h13", 1, 0), ("h14", 0, 0)], True),
+        ([("h13", 1, 0), ("h13", 0, 1)], False),  # positions descending within a file
+        ([("h13", 0, 1), ("h13", 0, 0)], False),  # key indexes descending within a record
+        ([("h13", 0, 0), ("h13", 0, 0)], False),  # one answer twice
+        ([("h14", 0, 0), ("h13", 1, 0)], False),  # files descending
+        ([("h13", 5, 0), ("h14", 0, 0)], True),  # a new file starts its positions again
+        ([(None, 0, 0), ("h13", 1, 0)], True),  # a null file: compared as before (a null is no evidence)
+    ],
+)
+def test_file_order_is_checked_strictly_on_file_position_and_key_index(places: list, in_order: bool) -> None:
+    rows = answers(*[("C1", "F1", "S1", "13:00:00", "a", "v", f, p, i) for f, p, i in places])
+
+    assert chatbot._in_file_order(rows) is in_order
