@@ -166,8 +166,9 @@ class ReportDays:
             try:
                 register_io_source(source, schema=REPORT_DAY_SCHEMA).sink_parquet(
                     written,
-                    compression="zstd",
-                    compression_level=1,
+                    # lz4: read back ~1 CPU-s faster than zstd per 30M exported rows (7.5-7.8 vs 8.5-9.4),
+                    # at 1.9x the size (2.7 GiB for a 100M day against 1.5)
+                    compression="lz4",
                     row_group_size=ROW_GROUP_ROWS,
                     metadata={_META_KEY: json.dumps(asdict(info))},
                 )
