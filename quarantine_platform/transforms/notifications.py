@@ -152,7 +152,10 @@ def message_problem(value: bytes | None) -> tuple[str | None, dict | None]:
 # --- batch path ------------------------------------------------------------------------------------------
 
 
-_STRING_KEY_WITH_OTHER_VALUE = r'"(?:' + "|".join(STRING_FIELDS) + r')"\s*:\s*[^"\s]'
+# A key followed by a value that is not a string. A valid line has exactly one: customer_id's integer (the
+# bulk reader gives null for any other customer_id value, which sends the line to the exact path). Counting
+# this short pattern was ~0.08 µs a line cheaper than searching for each string field's key (0.18 vs 0.25).
+_KEY_WITH_OTHER_VALUE = r'"\s*:\s*[^"\s]'
 # An escaped UTF-16 surrogate: the reference rules refuse a lone one (not valid UTF-8) where the bulk reader
 # would store a replacement; such lines (a valid pair too, which the exact path accepts) take the exact path.
 # Its own pass: ~0.03 µs a line, half the cost of an alternation in the key regex.
@@ -161,13 +164,16 @@ _SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 
 def _key_checks(line: pl.Expr) -> pl.Expr:
     """True when the line (the raw text plus its newline) is a flat JSON object on one line (one pair of
-    braces, no brackets, no other line break) in which no string field holds a non-string value. Flat means a
-    key can only be a top-level key, so this lexical test is exact; the bulk reader would otherwise turn
-    `"message_id": 123` into the string "123". An escaped surrogate goes to the exact path too. Anything else
-    (and null: no value, or not UTF-8) takes the exact path."""
+    braces, no brackets, no other line break) in which one key at most holds a non-string value. Flat means a
+    key can only be a top-level key. The one non-string value allowed is customer_id's: a line whose
+    customer_id is not an integer is read with a null customer_id and takes the exact path, and a line with
+    a numeric customer_id and another non-string value has two. So no string field reaches the bulk reader
+    with a non-string value (it would turn `"message_id": 123` into the string "123"); a line with an extra
+    non-string field takes the exact path, which gives it the same outcome. An escaped surrogate goes to the
+    exact path too. Anything else (and null: no value, or not UTF-8) takes the exact path."""
     shape = line.str.count_matches(r"[\[\]{}\n\r]") == 3
-    other_value = line.str.contains(_STRING_KEY_WITH_OTHER_VALUE)
-    return (shape & ~other_value & ~line.str.contains(_SURROGATE_ESCAPE)).fill_null(False)
+    one_other_value = line.str.count_matches(_KEY_WITH_OTHER_VALUE) == 1
+    return (shape & one_other_value & ~line.str.contains(_SURROGATE_ESCAPE)).fill_null(False)
 
 
 def _parse_fast(values: list[bytes | None]) -> tuple[pl.DataFrame, np.ndarray]:
@@ -373,23 +379,43 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
 
 
 def _count_slice(rows: pl.LazyFrame, later_copies: pl.DataFrame) -> pl.DataFrame:
-    """The counts of `rows` (all in whole minutes) without the later copies of re-sent messages."""
+    """The counts of `rows` (all in whole minutes) without the later copies of re-sent messages. A group's
+    name is that of its latest row by (event_time, topic, partition, offset). Picking it per group was half
+    of the count's CPU, so the groups are counted without it, with the slice's distinct names per customer
+    in the same pass: a customer with one name there has it in all of its groups, and only the rows of
+    customers with several names in the slice (a rename) are grouped again with the exact pick."""
     row = ["topic", "partition", "offset"]
     if later_copies.height:
         rows = rows.join(later_copies.lazy(), on=row, how="anti")
-    return (
-        rows.group_by(
-            minute=pl.col("event_time").dt.truncate("1m"),
-            customer_id="customer_id",
-            channel=pl.col("channel").str.to_lowercase(),
-        )
-        .agg(
-            pl.col("customer_name").sort_by("event_time", *row).last(),
-            pl.len().cast(pl.Int64).alias("notifications"),
-        )
-        .select(COUNTS_SCHEMA.names())
-        .collect(engine="streaming")
+    group = {
+        "minute": pl.col("event_time").dt.truncate("1m"),
+        "customer_id": "customer_id",
+        "channel": pl.col("channel").str.to_lowercase(),
+    }
+    groups, names = pl.collect_all(
+        [
+            rows.group_by(**group).agg(pl.len().cast(pl.Int64).alias("notifications")),
+            rows.group_by("customer_id", "customer_name").agg(),
+        ],
+        engine="streaming",
     )
+    renamed = names.filter(pl.col("customer_id").is_duplicated())["customer_id"].unique()
+    single = names.filter(~pl.col("customer_id").is_in(renamed.implode()))
+    named = groups.join(single, on="customer_id", nulls_equal=True)
+    counted = [named.select(COUNTS_SCHEMA.names())]
+    if renamed.len():
+        picked = (
+            rows.filter(pl.col("customer_id").is_in(renamed.implode()))
+            .group_by(**group)
+            .agg(
+                pl.col("customer_name").sort_by("event_time", *row).last(),
+                pl.len().cast(pl.Int64).alias("notifications"),
+            )
+            .select(COUNTS_SCHEMA.names())
+            .collect(engine="streaming")
+        )
+        counted.append(picked)
+    return pl.concat(counted) if len(counted) > 1 else counted[0]
 
 
 def time_slices(

@@ -168,6 +168,46 @@ def test_a_long_window_counted_in_slices_gives_the_same_table(monkeypatch):
     )
 
 
+def test_a_groups_name_is_that_of_its_latest_counted_event_when_a_customer_is_renamed(monkeypatch):
+    # Customer 1 is renamed: each group takes the name of its latest counted row by event time, ties broken
+    # by (topic, partition, offset); a later copy of a re-sent message is not counted and names nothing.
+    # Customer 2 keeps one name. The same table whether the rows are grouped in one slice or one by one.
+    rows = [
+        (0, 0, "a", 1, "Whatsapp", "14:00:10", "Old"),
+        (1, 0, "b", 1, "WhatsApp", "14:00:20", "New"),  # ties with the next row: partition 1 is later
+        (0, 1, "c", 1, "whatsapp", "14:00:20", "Old"),
+        (0, 2, "d", 2, "SMS", "14:00:30", "Two"),
+        (0, 3, "e", 1, "Whatsapp", "14:01:05", "New"),
+        (0, 4, "f", 1, "SMS", "14:01:06", "Old"),
+        (2, 0, "e", 1, "Whatsapp", "14:01:50", "Newest"),  # a later copy of "e"
+        (0, 5, "g", 1, "Whatsapp", "14:01:40", "Old"),
+    ]
+    ev = events([r[:6] for r in rows]).with_columns(customer_name=pl.Series([r[6] for r in rows]))
+    expected = pl.DataFrame(
+        {
+            "minute": [T0, T0, T0 + dt.timedelta(minutes=1), T0 + dt.timedelta(minutes=1)],
+            "customer_id": [1, 2, 1, 1],
+            "customer_name": ["New", "Two", "Old", "Old"],
+            "channel": ["whatsapp", "sms", "sms", "whatsapp"],
+            "notifications": [3, 1, 1, 2],
+        },
+        schema=notifications.COUNTS_SCHEMA,
+    )
+    window = (T0, T0 + dt.timedelta(minutes=2))
+    assert_frame_equal(minute_counts(ev, *window, "UTC"), expected)
+    monkeypatch.setattr(notifications, "COUNT_SLICE_ROWS", 1)  # one minute a slice
+    assert_frame_equal(minute_counts(ev, *window, "UTC"), expected)
+    monkeypatch.undo()
+    # Other topics sort after "n": the tie at 14:00:20 then goes to topic "o" whatever its partition.
+    other = ev.with_columns(
+        topic=pl.when(pl.col("customer_name") == "Old").then(pl.lit("o")).otherwise(pl.col("topic"))
+    )
+    renamed = expected.with_columns(
+        customer_name=pl.when(pl.col("customer_id") == 1).then(pl.lit("Old")).otherwise("customer_name")
+    )
+    assert_frame_equal(minute_counts(other, *window, "UTC"), renamed)
+
+
 def test_time_slices_cut_at_minutes_so_that_each_slice_holds_at_most_the_rows_asked():
     minute = [T0 + dt.timedelta(minutes=m) for m in (0, 1, 2, 4)]
     per_minute = pl.DataFrame({"minute": minute, "rows": [3, 2, 5, 1]})

@@ -46,7 +46,11 @@ def test_definitions_load_with_the_contract_keys_groups_and_partitions(platform)
     assert counts.partitions_def.fmt == "%Y-%m-%d-%H:%M"
     assert counts.backfill_policy == dg.BackfillPolicy.single_run()
     assert counts.group_names_by_key[dg.AssetKey("notification_counts_minutely")] == "notifications"
-    assert {s.name for s in defs.sensors} == {"notification_ingest_sensor", "notification_minutes_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "notification_ingest_sensor",
+        "notification_minutes_sensor",
+        "notification_report_days_sensor",  # issue 3's report days (assets/report_days.py)
+    }
 
 
 def test_stream_to_counts_through_sensors_and_runs_equals_the_reference(platform, broker, monkeypatch):

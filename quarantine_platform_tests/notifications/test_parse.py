@@ -97,6 +97,32 @@ def test_each_malformation_is_a_dead_letter_with_its_reason_and_the_rest_lands()
     assert out.dead_letters["reason"][9] == "missing field(s): payload"
 
 
+def test_non_string_values_beside_customer_id_are_judged_exactly():
+    # The bulk path takes a line with one non-string value (customer_id's); every other line is judged by
+    # the reference rules: extra non-string fields are kept out of the event but do not reject it, and a
+    # string field's non-string value is rejected whatever customer_id holds or however the line is spaced.
+    spaced = json.dumps(json.loads(msg(payload=5)), separators=(" , ", " : ")).encode()
+    quoted = 'say ": 5 and \\": 6'  # looks like a key and a number inside the text
+    values = [
+        msg(message_id="extras", extra_n=5, extra_b=True, extra_null=None, extra_s="x"),
+        msg(message_id="quoted", payload=quoted),
+        msg(customer_id="7494212", payload=5),
+        msg(customer_id=..., payload=5),
+        msg(customer_id=1.5, channel=False),
+        spaced,
+        msg(message_id="last"),
+    ]
+    out = parse(values)
+    assert out.events["message_id"].to_list() == ["extras", "quoted", "last"]
+    assert out.events["payload"][1] == quoted
+    assert out.dead_letters.select("offset", "reason").rows() == [
+        (2, "customer_id is not an integer: str"),
+        (3, "missing field(s): customer_id"),
+        (4, "customer_id is not an integer: float"),
+        (5, "field(s) not a string: payload"),
+    ]
+
+
 def test_a_value_with_line_breaks_or_nesting_is_still_parsed_exactly():
     pretty = json.dumps(json.loads(msg(message_id="pretty")), indent=2).encode()
     nested = msg(message_id="nested", meta={"message_id": "x", "list": [1]})
