@@ -33,7 +33,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from quarantine_platform.storage.durable import replace_durably
+from quarantine_platform.storage.durable import fsync_path
 from quarantine_platform.transforms.notifications import (
     DEAD_LETTERS_SCHEMA,
     EVENTS_SCHEMA,
@@ -233,42 +233,72 @@ class NotificationLake:
         dead_letters: pl.DataFrame,
     ) -> list[CommittedRange]:
         """Store the rows of offsets [start, end) of one partition. Offsets already committed by anyone are
-        dropped here, under the lock, so concurrent or repeated runs never store a message twice."""
+        dropped here, under the lock, so concurrent or repeated runs never store a message twice.
+
+        The files are written and synced before the lock is taken, so that writers running side by side (the
+        ingestion workers) do not wait for each other's Parquet writes: under the lock only the coverage check
+        and the renames happen. If another run committed part of [start, end) meanwhile, those files are
+        dropped and the parts still uncovered are written under the lock."""
         if end <= start:
             return []
-        done: list[CommittedRange] = []
-        recipe = message_key_recipe()
-        with self._locked(topic):
-            self._remove_orphans(topic)
-            existing = self.committed(topic)
-            taken = [(c.start, c.end) for c in existing if c.partition == partition]
-            seq = max((c.seq for c in existing), default=0)
-            for s, e in subtract_ranges(start, end, taken):
-                seq += 1
-                name = _file_name(seq, partition, s, e)
-                in_range = (pl.col("offset") >= s) & (pl.col("offset") < e)
-                part_events = events.filter(in_range)
-                part_dead = dead_letters.filter(in_range)
-                if part_dead.height:
-                    _write_atomic(part_dead, self.dead_letters_dir(topic) / name, {})
-                meta = {
-                    "events": part_events.height,
-                    "dead_letters": part_dead.height,
-                    "minutes": touched_minutes(part_events),
-                    "max_event_time": part_events["event_time"].dt.epoch("us").max(),
-                    "message_key": recipe,
-                }
-                path = self.events_dir(topic) / name
-                keyed = part_events.select(*EVENTS_SCHEMA.names(), message_key(pl.col("message_id")))
-                _write_atomic(keyed, path, meta, {_ROWS_KEY.decode(): customer_rows_json(part_events)})
-                done.append(CommittedRange(seq, partition, s, e, path))
-        return done
+        staged = [self._stage(topic, partition, start, end, events, dead_letters)]
+        try:
+            with self._locked(topic):
+                self._remove_orphans(topic)
+                existing = self.committed(topic)
+                taken = [(c.start, c.end) for c in existing if c.partition == partition]
+                seq = max((c.seq for c in existing), default=0)
+                done: list[CommittedRange] = []
+                for s, e in subtract_ranges(start, end, taken):
+                    if (s, e) != (start, end):
+                        staged.append(self._stage(topic, partition, s, e, events, dead_letters))
+                    seq += 1
+                    done.append(self._publish(staged[-1], topic, seq))
+                return done
+        finally:
+            for stage in staged:
+                stage.discard()
+
+    def _stage(
+        self, topic: str, partition: int, s: int, e: int, events: pl.DataFrame, dead_letters: pl.DataFrame
+    ) -> _StagedRange:
+        """The range's files written under temporary names (their writer's pid in them) and synced."""
+        in_range = (pl.col("offset") >= s) & (pl.col("offset") < e)
+        part_events = events.filter(in_range)
+        part_dead = dead_letters.filter(in_range)
+        tag = f"p{partition:05d}_{s}-{e}.{os.getpid()}.{uuid.uuid4().hex}"
+        dead = None
+        if part_dead.height:
+            dead = _write_synced(part_dead, self.dead_letters_dir(topic), tag, {})
+        meta = {
+            "events": part_events.height,
+            "dead_letters": part_dead.height,
+            "minutes": touched_minutes(part_events),
+            "max_event_time": part_events["event_time"].dt.epoch("us").max(),
+            "message_key": message_key_recipe(),
+        }
+        keyed = part_events.select(*EVENTS_SCHEMA.names(), message_key(pl.col("message_id")))
+        rows = {_ROWS_KEY.decode(): customer_rows_json(part_events)}
+        written = _write_synced(keyed, self.events_dir(topic), tag, meta, rows)
+        return _StagedRange(partition, s, e, written, dead)
+
+    def _publish(self, staged: _StagedRange, topic: str, seq: int) -> CommittedRange:
+        """Rename a staged range into place (under the lock): the dead letters first, then the events file,
+        whose appearance is the commit."""
+        name = _file_name(seq, staged.partition, staged.start, staged.end)
+        if staged.dead_letters is not None:
+            os.replace(staged.dead_letters, self.dead_letters_dir(topic) / name)
+            fsync_path(self.dead_letters_dir(topic))
+        path = self.events_dir(topic) / name
+        os.replace(staged.events, path)
+        fsync_path(self.events_dir(topic))
+        return CommittedRange(seq, staged.partition, staged.start, staged.end, path)
 
     def _remove_orphans(self, topic: str) -> None:
-        """Temporary files of writers that died; safe to delete because every writer holds the lock."""
+        """Temporary files of writers that died (live writers stage theirs before taking the lock)."""
         for folder in (self.events_dir(topic), self.dead_letters_dir(topic)):
             for entry in os.scandir(folder):
-                if entry.name.endswith(".tmp"):
+                if entry.name.endswith(".tmp") and not _writer_alive(entry.name):
                     os.unlink(entry.path)
         # A dead-letter file whose events twin never got written belongs to an interrupted commit.
         names = {c.name for c in self.committed(topic)}
@@ -307,8 +337,27 @@ def read_customer_rows(path: str | Path) -> pl.DataFrame | None:
     return None if raw is None else customer_rows_frame(raw)
 
 
-def _write_atomic(df: pl.DataFrame, path: Path, meta: dict, extra: dict[str, str] | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+@dataclass(frozen=True)
+class _StagedRange:
+    partition: int
+    start: int
+    end: int
+    events: Path
+    dead_letters: Path | None
+
+    def discard(self) -> None:
+        """Remove what was not published (a no-op for published files: they were renamed away)."""
+        self.events.unlink(missing_ok=True)
+        if self.dead_letters is not None:
+            self.dead_letters.unlink(missing_ok=True)
+
+
+def _write_synced(
+    df: pl.DataFrame, folder: Path, tag: str, meta: dict, extra: dict[str, str] | None = None
+) -> Path:
+    """`df` as a Parquet file under a temporary name in `folder` (renamed into place later), on disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{tag}.tmp"
     # zstd level 1: as fast as lz4 here and half the size.
     df.write_parquet(
         tmp,
@@ -316,4 +365,20 @@ def _write_atomic(df: pl.DataFrame, path: Path, meta: dict, extra: dict[str, str
         compression_level=1,
         metadata={_META_KEY.decode(): json.dumps(meta), **(extra or {})},
     )
-    replace_durably(tmp, path)
+    fsync_path(tmp)
+    return tmp
+
+
+def _writer_alive(temporary_name: str) -> bool:
+    """Whether the process whose pid a temporary file's name holds (`.<range>.<pid>.<uuid>.tmp`) still
+    runs. Names without one (older writers) are orphans once the lock is held."""
+    fields = temporary_name.split(".")
+    if len(fields) < 5 or not fields[-3].isdigit():
+        return False
+    try:
+        os.kill(int(fields[-3]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

@@ -73,3 +73,50 @@ def test_a_commit_interrupted_before_its_events_file_leaves_no_trace(tmp_path):
     assert lake.scan_dead_letters("t").collect()["offset"].to_list() == [3]
     assert not list(lake.events_dir("t").glob("*.tmp"))
     assert pl.scan_parquet(str(lake.events_dir("t") / "*.parquet")).collect().height == 9
+
+
+def test_a_range_committed_by_another_run_while_ours_was_staged_is_not_stored_twice(tmp_path, monkeypatch):
+    """Files are written before the lock: a run that committed [0, 5) meanwhile leaves ours only [5, 10)."""
+    lake, other = NotificationLake(tmp_path), NotificationLake(tmp_path)
+    b = batch(0, range(0, 10), bad={2, 7})
+    stage = NotificationLake._stage
+    calls = []
+
+    def stage_then_race(self, topic, partition, s, e, events, dead_letters):
+        staged = stage(self, topic, partition, s, e, events, dead_letters)
+        calls.append((s, e))
+        if len(calls) == 1:  # the other run commits the first half before ours takes the lock
+            monkeypatch.setattr(NotificationLake, "_stage", stage)
+            other.commit("t", 0, 0, 5, b.events, b.dead_letters)
+            monkeypatch.setattr(NotificationLake, "_stage", stage_then_race)
+        return staged
+
+    monkeypatch.setattr(NotificationLake, "_stage", stage_then_race)
+    done = lake.commit("t", 0, 0, 10, b.events, b.dead_letters)
+    assert calls == [(0, 10), (5, 10)]
+    assert [(c.seq, c.start, c.end) for c in done] == [(2, 5, 10)]
+    assert [(c.start, c.end) for c in lake.committed("t")] == [(0, 5), (5, 10)]
+    assert sorted(lake.scan_events("t").collect()["offset"].to_list()) == [0, 1, 3, 4, 5, 6, 8, 9]
+    assert sorted(lake.scan_dead_letters("t").collect()["offset"].to_list()) == [2, 7]
+    leftovers = [p.name for d in (lake.events_dir("t"), lake.dead_letters_dir("t")) for p in d.iterdir()]
+    assert not [name for name in leftovers if name.endswith(".tmp")]
+
+
+def test_a_live_writers_staged_file_is_kept_and_a_dead_writers_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    lake = NotificationLake(tmp_path)
+    folder = lake.events_dir("t")
+    folder.mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    live = folder / f".p00001_0-10.{os.getpid()}.aa.tmp"  # another worker of this run, still writing
+    gone = folder / f".p00001_0-10.{int(dead.stdout)}.bb.tmp"  # a writer that was killed
+    live.write_bytes(b"half")
+    gone.write_bytes(b"half")
+    b = batch(0, range(0, 3))
+    lake.commit("t", 0, 0, 3, b.events, b.dead_letters)
+    assert live.exists() and not gone.exists()
