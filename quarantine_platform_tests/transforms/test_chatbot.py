@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -896,7 +897,7 @@ def _answers_of_many_customers() -> pl.DataFrame:
     return answers(*rows)
 
 
-@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("parts", [2, 3, 8])
 @pytest.mark.parametrize("packed", [True, False], ids=["ids packed in one integer", "ids too wide to pack"])
 def test_session_ids_built_in_parts_give_the_report_of_one_part(
     monkeypatch, parts: int, packed: bool
@@ -913,7 +914,10 @@ def test_session_ids_built_in_parts_give_the_report_of_one_part(
     part = chatbot._customer_part(rows["customer"])
 
     assert part is not None
-    assert sorted(part.unique()) == list(range(parts))  # the 20 customers fall in every part
+    if parts <= 3:
+        assert sorted(part.unique()) == list(range(parts))  # the 20 customers fall in every part
+    else:
+        assert part.n_unique() < parts  # some part holds no customer: an empty part adds no session
     # A customer's rows are all in one part.
     parts_of = (
         pl.DataFrame({"customer": rows["customer"], "part": part})
@@ -1024,6 +1028,57 @@ def test_run_maxima_are_where_each_run_holds_its_largest_value() -> None:
 
     # Runs [4, 9, 1], [7, 2], [8], [3, 5]: their largest values stand at 1, 3, 5 and 7.
     assert chatbot._run_maxima(values, run_start).to_list() == [1, 3, 5, 7]
+
+
+def test_run_maxima_read_through_rows_and_with_runs_of_one_row_only() -> None:
+    # Row i's value is values[rows[i]]: the runs [values 9, 1], [8], [4, 7], [2], [5, 3].
+    values = pl.Series([4, 9, 1, 7, 2, 8, 3, 5], dtype=pl.UInt64)
+    rows = pl.Series([1, 2, 5, 0, 3, 4, 7, 6], dtype=pl.UInt32)
+    run_start = pl.Series([True, False, True, True, False, True, True, False])
+
+    assert chatbot._run_maxima(values, run_start, rows).to_list() == [0, 2, 4, 5, 6]
+    # Every run one row long: each row is its run's maximum.
+    alone = pl.Series([True] * 4)
+    assert chatbot._run_maxima(values.head(4), alone).to_list() == [0, 1, 2, 3]
+    assert chatbot._run_maxima(values, alone.head(4), rows.head(4)).to_list() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["ids packed in one integer", "dense rank"])
+def test_session_ids_order_by_customer_flow_session_then_the_low_bits(monkeypatch, packed: bool) -> None:
+    if not packed:
+        monkeypatch.setattr(chatbot, "_PACKED_BITS", 0)
+    customer = pl.Series([1, 0, 1, 1, 0, 1], dtype=pl.UInt32)
+    flow = pl.Series([0, 1, 0, 0, 1, 1], dtype=pl.UInt32)
+    session = pl.Series([2, 0, 2, 1, 0, 0], dtype=pl.UInt32)
+    low = pl.Series([3, 1, 0, 2, 1, 1], dtype=pl.UInt32)
+
+    ids = chatbot._session_ids(customer, flow, 2, session, 3, 2, low)
+
+    # (customer, flow, session, low): row 1 = row 4 < row 3 < row 2 < row 0 < row 5.
+    assert ids.dtype == pl.UInt64
+    assert ids.rank("dense").cast(pl.Int64).to_list() == [4, 1, 3, 2, 1, 5]
+    assert (ids % 4).to_list() == low.cast(pl.UInt64).to_list()
+    without_low = chatbot._session_ids(customer, flow, 2, session, 3, 2)
+    assert (without_low // 4).to_list() == (ids // 4).to_list()
+    assert (without_low % 4).to_list() == [0] * 6
+
+
+def test_merged_session_ids_follow_the_parts_and_name_their_texts() -> None:
+    texts = pl.Series(["S2", "S9", "S1", "S2", "S5", "S9", None])
+    part_rows = [pl.Series([0, 2, 3, 6], dtype=pl.UInt32), pl.Series([1, 4, 5], dtype=pl.UInt32)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parts = [pool.submit(chatbot._part_session_ids, texts, rows) for rows in part_rows]
+        ids, distinct = chatbot._merged_ids(parts, len(texts))
+
+    # Part 0 ranks S1 < S2 (ids 0, 1); part 1 ranks S5 < S9, raised by part 0's two texts (ids 2, 3).
+    assert ids.to_list() == [1, 3, 0, 1, 2, 3, None]
+    assert distinct.to_list() == ["S1", "S2", "S5", "S9"]
+    assert distinct.gather(ids.drop_nulls()).to_list() == texts.drop_nulls().to_list()
+    # One part: the ranks of all the texts.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        whole = [pool.submit(chatbot._part_session_ids, texts, None)]
+        ids, distinct = chatbot._merged_ids(whole, len(texts))
+    assert (ids.to_list(), distinct.to_list()) == ([1, 3, 0, 1, 2, 3, None], ["S1", "S2", "S5", "S9"])
 
 
 @pytest.mark.parametrize("count", [3, 300], ids=["few ids (radix sort)", "many ids (integer sort)"])
