@@ -139,15 +139,24 @@ def billing_run_at() -> tuple[int, int]:
     return min(minutes // 60, 23), minutes % 60
 
 
-billing_daily_job = dg.define_asset_job(
-    "billing_daily_job", selection=dg.AssetSelection.assets(BILLING), partitions_def=local_daily_partitions
-)
-billing_daily_schedule = dg.build_schedule_from_partitioned_job(
-    billing_daily_job,
-    name="billing_daily_schedule",
-    hour_of_day=billing_run_at()[0],
-    minute_of_hour=billing_run_at()[1],
-    description="Bills yesterday (in QP_TIMEZONE) shortly after midnight, after the allowed lateness.",
+def after_midnight_schedule(
+    key: dg.AssetKey, job_name: str, name: str, description: str
+) -> dg.ScheduleDefinition:
+    """The daily asset `key`'s job and its schedule, which runs yesterday at billing_run_at()."""
+    job = dg.define_asset_job(
+        job_name, selection=dg.AssetSelection.assets(key), partitions_def=local_daily_partitions
+    )
+    hour, minute = billing_run_at()
+    return dg.build_schedule_from_partitioned_job(
+        job, name=name, hour_of_day=hour, minute_of_hour=minute, description=description
+    )
+
+
+billing_daily_schedule = after_midnight_schedule(
+    BILLING,
+    "billing_daily_job",
+    "billing_daily_schedule",
+    "Bills yesterday (in QP_TIMEZONE) shortly after midnight, after the allowed lateness.",
 )
 billing_recheck_job = dg.define_asset_job(
     "billing_recheck_job", selection=dg.AssetSelection.checks_for_assets(BILLING)

@@ -8,7 +8,7 @@ import time
 import dagster as dg
 
 from quarantine_platform import settings
-from quarantine_platform.assets.billing import billing_run_at
+from quarantine_platform.assets.billing import after_midnight_schedule
 from quarantine_platform.assets.keys import EVENTS
 from quarantine_platform.partitions import day_range_metadata, local_daily_partitions
 from quarantine_platform.resources.lake import LakeResource
@@ -114,16 +114,10 @@ def report_days_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) 
 report_days_checks = [report_days_up_to_date]
 report_days_sensors = [report_days_sensor]
 
-report_days_job = dg.define_asset_job(
+report_days_schedule = after_midnight_schedule(
+    REPORT_DAYS,
     "notification_report_days_job",
-    selection=dg.AssetSelection.assets(REPORT_DAYS),
-    partitions_def=local_daily_partitions,
-)
-report_days_schedule = dg.build_schedule_from_partitioned_job(
-    report_days_job,
-    name="notification_report_days_schedule",
-    hour_of_day=billing_run_at()[0],
-    minute_of_hour=billing_run_at()[1],
-    description="Lays out yesterday (in QP_TIMEZONE) for the detailed report, when billing runs.",
+    "notification_report_days_schedule",
+    "Lays out yesterday (in QP_TIMEZONE) for the detailed report, when billing runs.",
 )
 report_days_schedules = [report_days_schedule]

@@ -400,3 +400,17 @@ def test_a_23_hour_day_of_a_dst_change_reads_the_same_from_its_report_day(tmp_pa
         assert ReportDayRange in {type(part) for part in plan.parts}
         assert_frame_equal(report_frame(plan).collect(), expected)
     assert plan_report(root, TOPIC, 11, *windows[0], zone).parts[0].whole_day
+
+
+def test_the_schedule_lays_out_yesterday_when_billing_runs(platform_env):
+    from quarantine_platform import definitions
+    from quarantine_platform.assets.billing import billing_daily_schedule
+    from quarantine_platform.assets.report_days import report_days_schedule
+
+    assert report_days_schedule.cron_schedule == billing_daily_schedule.cron_schedule == "11 0 * * *"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2020, 2, 4, 0, 11, tzinfo=dt.UTC)
+    )
+    (request,) = report_days_schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2020-02-03"
+    assert report_days_schedule.name in {s.name for s in definitions.defs.schedules}
