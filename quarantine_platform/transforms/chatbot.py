@@ -627,20 +627,28 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     with ThreadPoolExecutor(
         max_workers=min(parts, SESSION_THREADS), thread_name_prefix="chatbot-report"
     ) as pool:
-        if part is None:
-            session_ids = [pool.submit(_part_session_ids, frame["session"], None)]
-        else:
+
+        def submit_parts(
+            part: pl.Series | None,
+        ) -> list[Future[tuple[pl.Series | None, pl.Series, pl.Series]]]:
+            """Group the rows by part, then queue each part's session ids (on a pool thread: this thread
+            trims the values meanwhile)."""
+            if part is None:
+                return [pool.submit(_part_session_ids, frame["session"], None)]
             part_rows, bounds = _grouped(part, parts)
             texts = frame["session"].rechunk()
-            session_ids = [
+            return [
                 pool.submit(_part_session_ids, texts, part_rows.slice(bounds[n], bounds[n + 1] - bounds[n]))
                 for n in range(parts)
             ]
-            del texts, part_rows
+
+        queued = pool.submit(submit_parts, part)
         # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
         value = frame["value"].str.strip_chars()
         answered = (value != "").fill_null(False)
         source_row = answered.arg_true()  # each valid answer's row in ``frame``
+        # Waited for here, before any return: the parts are queued before the pool shuts down.
+        session_ids = queued.result()
         if len(source_row) == 0:
             return pl.DataFrame(schema=REPORT_SCHEMA)
         for column in ("customer", "flow", "session", "key", "timestamp"):
@@ -648,21 +656,22 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             # time) below.
             if frame[column].null_count() and (missing := (frame[column].is_null() & answered).sum()):
                 raise ValueError(f"{missing} answer(s) with no {column} (a null {column})")
+        # The customer and flow ids wait in the pool behind the session parts: its threads take them once the
+        # sessions are done, while this thread makes the times and the key ids (no core left idle).
+        lexical = [pool.submit(_lexical_ids, frame[c], answered) for c in ("customer", "flow")]
         # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds. One
         # chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers below
         # are several times slower over a chunked column.
         micros = frame["timestamp"].dt.epoch("us").filter(answered).rechunk()
         key, key_texts = _ids(frame["key"], answered)
         keys = len(key_texts)
-        (customer, customer_texts), (flow, flow_texts) = (
-            _lexical_ids(frame[c], answered) for c in ("customer", "flow")
-        )
-        flows = len(flow_texts)
         when = _time_order(micros)
+        (customer, customer_texts), (flow, flow_texts) = (ids.result() for ids in lexical)
+        flows = len(flow_texts)
         session, session_texts = _merged_ids(session_ids, frame.height)
         sessions = len(session_texts)
         session = session.filter(answered)
-    del part, session_ids
+    del part, session_ids, queued
     # A key's column position within its flow: the order of the keys' first valid answers.
     flow_key = flow.cast(pl.UInt64) * keys + key.cast(pl.UInt64)
     firsts = (
@@ -1056,52 +1065,55 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     if flows * orders > _KEY_TABLE_LIMIT:
         return None
     row_flow = session_flow.gather(session_of_row)
-    # (flow, key_order) as one integer; its first row names its key, and every row must carry that key.
-    cell = row_flow.cast(pl.Int64) * orders + order
-    columns = (
-        rows.select("flow", "key")
-        .with_columns(cell.alias("cell"))
-        .filter(cell.is_first_distinct())
-        .sort("cell")
-        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow").alias("column"))
-    )
-    refused = pl.col("key").is_in(SESSION_COLUMNS).any() | pl.struct("flow", "key").is_duplicated().any()
-    if columns.select(refused).item():
-        return None
-    slot_of_cell = pl.repeat(None, flows * orders, dtype=pl.UInt32, eager=True).scatter(
-        columns["cell"], pl.int_range(0, columns.height, dtype=pl.UInt32, eager=True)
-    )
-    slot = slot_of_cell.gather(cell)
-    if not (rows["key"] == columns["key"].gather(slot)).all():
-        return None
-    column_of_row = columns["column"].gather(slot)
-    # Each session's row number within its flow's table.
-    local = session_flow.to_frame("flow").select(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow"))
-    local = local.to_series()
-    values = rows["value"]
-    # Rows and sessions grouped by flow with one stable sort each (not one scan of all rows per flow).
-    row_by_flow, row_bounds = _grouped(row_flow, flows)
-    session_by_flow, session_bounds = _grouped(session_flow, flows)
-
-    def flow_table(flow: str, keys: list[str], flow_id: int) -> tuple[str, pl.DataFrame]:
-        span = session_bounds[flow_id], session_bounds[flow_id + 1] - session_bounds[flow_id]
-        table = sessions[session_by_flow.slice(*span)]
-        flow_rows = row_by_flow.slice(row_bounds[flow_id], row_bounds[flow_id + 1] - row_bounds[flow_id])
-        row_column = column_of_row.gather(flow_rows)
-        row_local = local.gather(session_of_row.gather(flow_rows))
-        cells = []
-        for j, key in enumerate(keys):
-            hit = row_column == j
-            slots = pl.repeat(None, table.height, dtype=pl.UInt32, eager=True).scatter(
-                row_local.filter(hit), flow_rows.filter(hit)
-            )
-            cells.append(values.gather(slots).alias(key))
-        return flow, table.with_columns(cells)
-
-    per_flow = columns.group_by("flow", maintain_order=True).agg(
-        "key", (pl.col("cell") // orders).first().alias("flow_id")
-    )
-    # Flows are independent: built side by side (Polars releases the GIL).
+    # Rows and sessions grouped by flow with one stable sort each (not one scan of all rows per flow): on
+    # another thread, while the key checks below run here (Polars and numpy release the GIL).
     with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="chatbot-tables") as pool:
+        row_groups = pool.submit(_grouped, row_flow, flows)
+        session_groups = pool.submit(_grouped, session_flow, flows)
+        # (flow, key_order) as one integer; its first row names its key, and every row must carry that key.
+        cell = row_flow.cast(pl.Int64) * orders + order
+        columns = (
+            rows.select("flow", "key")
+            .with_columns(cell.alias("cell"))
+            .filter(cell.is_first_distinct())
+            .sort("cell")
+            .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow").alias("column"))
+        )
+        refused = pl.col("key").is_in(SESSION_COLUMNS).any() | pl.struct("flow", "key").is_duplicated().any()
+        if columns.select(refused).item():
+            return None
+        slot_of_cell = pl.repeat(None, flows * orders, dtype=pl.UInt32, eager=True).scatter(
+            columns["cell"], pl.int_range(0, columns.height, dtype=pl.UInt32, eager=True)
+        )
+        slot = slot_of_cell.gather(cell)
+        if not (rows["key"] == columns["key"].gather(slot)).all():
+            return None
+        column_of_row = columns["column"].gather(slot)
+        # Each session's row number within its flow's table.
+        local = session_flow.to_frame("flow").select(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow"))
+        local = local.to_series()
+        values = rows["value"]
+        row_by_flow, row_bounds = row_groups.result()
+        session_by_flow, session_bounds = session_groups.result()
+
+        def flow_table(flow: str, keys: list[str], flow_id: int) -> tuple[str, pl.DataFrame]:
+            span = session_bounds[flow_id], session_bounds[flow_id + 1] - session_bounds[flow_id]
+            table = sessions[session_by_flow.slice(*span)]
+            flow_rows = row_by_flow.slice(row_bounds[flow_id], row_bounds[flow_id + 1] - row_bounds[flow_id])
+            row_column = column_of_row.gather(flow_rows)
+            row_local = local.gather(session_of_row.gather(flow_rows))
+            cells = []
+            for j, key in enumerate(keys):
+                hit = row_column == j
+                slots = pl.repeat(None, table.height, dtype=pl.UInt32, eager=True).scatter(
+                    row_local.filter(hit), flow_rows.filter(hit)
+                )
+                cells.append(values.gather(slots).alias(key))
+            return flow, table.with_columns(cells)
+
+        per_flow = columns.group_by("flow", maintain_order=True).agg(
+            "key", (pl.col("cell") // orders).first().alias("flow_id")
+        )
+        # Flows are independent: built side by side (Polars releases the GIL).
         tables = dict(pool.map(lambda flow: flow_table(*flow), per_flow.iter_rows()))
     return dict(sorted(tables.items()))

@@ -961,9 +961,15 @@ def test_texts_seen_only_in_blank_answers_change_nothing(monkeypatch, parts: int
     assert_frame_equal(chatbot_report(answers(*blank_only)), pl.DataFrame(schema=REPORT_SCHEMA))
 
 
+@pytest.mark.parametrize("parts", [1, 8])
 @pytest.mark.parametrize("column", ["customer", "flow", "session", "key", "timestamp"])
-def test_an_answer_with_a_null_name_or_time_is_an_error_unless_its_value_is_blank(column: str) -> None:
-    # Readers and the warehouse never give one; a caller's frame with one gets an error naming the column.
+def test_an_answer_with_a_null_name_or_time_is_an_error_unless_its_value_is_blank(
+    monkeypatch, column: str, parts: int
+) -> None:
+    # Readers and the warehouse never give one; a caller's frame with one gets an error naming the column
+    # (also while the session parts are being queued on the report's threads).
+    monkeypatch.setattr(chatbot, "SESSION_PARTS", parts)
+    monkeypatch.setattr(chatbot, "_PART_ROWS", 0)
     rows = answers(
         ("C1", "F1", "S1", "13:00:00", "nome", "Ana", "h", 0, 0),
         ("C1", "F1", "S1", "13:00:01", "nota", "9", "h", 1, 0),
