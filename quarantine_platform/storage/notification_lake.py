@@ -20,7 +20,6 @@ three columns of every row. Files without it are read as before.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -34,6 +33,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from quarantine_platform.storage.durable import fsync_path
+from quarantine_platform.storage.file_lock import exclusive_lock
 from quarantine_platform.transforms.notifications import (
     DEAD_LETTERS_SCHEMA,
     EVENTS_SCHEMA,
@@ -215,13 +215,8 @@ class NotificationLake:
         folder = self.events_dir(topic)
         folder.mkdir(parents=True, exist_ok=True)
         self.dead_letters_dir(topic).mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+b") as handle:
-            # flock is released by the kernel when a holder dies, so a killed run never blocks the next one.
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(folder / ".lock"):
+            yield
 
     def commit(
         self,

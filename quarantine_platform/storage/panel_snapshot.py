@@ -14,7 +14,6 @@ does not switch `current` back. Old snapshots are pruned, keeping a few for read
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from quarantine_platform.storage.durable import fsync_path
+from quarantine_platform.storage.file_lock import exclusive_lock
 
 TABLES = ("customers", "minutes", "billing")
 KEEP = 3
@@ -101,12 +101,8 @@ class SnapshotStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.snapshots.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if the holder dies
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self.root / ".lock"):
+            yield
 
     def publish(self, tables: dict[str, pl.DataFrame], meta: dict, keep: int = KEEP) -> str | None:
         """Write a snapshot and make it current; returns its name. `meta["read_at"]` (ISO, UTC) says when

@@ -15,7 +15,6 @@ per-topic lock, so a reader sees the old file or the new one, never a part.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import uuid
@@ -31,6 +30,7 @@ from polars.io.plugins import register_io_source
 
 from quarantine_platform.storage.bronze_window import BronzeFile, scan_window, scan_window_parts
 from quarantine_platform.storage.durable import replace_durably
+from quarantine_platform.storage.file_lock import exclusive_lock
 from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.transforms.billing import day_bounds
 from quarantine_platform.transforms.notifications import time_slices
@@ -181,16 +181,12 @@ class ReportDays:
     def _locked(self, topic: str) -> Iterator[None]:
         folder = self.folder(topic)
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel if the holder dies
-            try:
-                # Files of writers that died: safe to delete, every writer holds this lock.
-                for entry in os.scandir(folder):
-                    if entry.name.endswith(".tmp"):
-                        os.unlink(entry.path)
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(folder / ".lock"):
+            # Files of writers that died: safe to delete, every writer holds this lock.
+            for entry in os.scandir(folder):
+                if entry.name.endswith(".tmp"):
+                    os.unlink(entry.path)
+            yield
 
 
 def _sorted_chunks(
