@@ -659,6 +659,9 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         # The customer and flow ids wait in the pool behind the session parts: its threads take them once the
         # sessions are done, while this thread makes the times and the key ids (no core left idle).
         lexical = [pool.submit(_lexical_ids, frame[c], answered) for c in ("customer", "flow")]
+        # Then the values in one chunk for their random gather below (from many chunks ~15x dearer): a pool
+        # thread takes it while this one merges the session ids.
+        value_chunk = pool.submit(value.rechunk)
         # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds. One
         # chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers below
         # are several times slower over a chunked column.
@@ -731,24 +734,28 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             ]
         )
 
-    # The sessions and the cells are independent: the sessions are built on another thread meanwhile.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatbot-report") as pool:
+    def kept_keys(kept: pl.Series) -> pl.DataFrame:
+        return pl.DataFrame(
+            [
+                key_texts.gather(key.gather(kept)).alias("key"),
+                key_order.gather(kept).cast(pl.Int64).alias("key_order"),
+            ]
+        )
+
+    # The sessions, the kept keys and the kept values are independent: built side by side.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatbot-report") as pool:
         sessions = pool.submit(per_session)
         # Each (session, key)'s answer is its latest: the row of the run's largest place in time.
         kept_at = _run_maxima(when, new_cell, rows)
         del when, new_cell
         kept = rows.gather(kept_at)
-        # The kept answers' key, value and key_order (random gathers: from one chunk they cost ~10x less).
-        cells = pl.DataFrame(
-            [
-                key_texts.gather(key.gather(kept)).alias("key"),
-                value.rechunk().gather(source_row.gather(kept)),
-                key_order.gather(kept).cast(pl.Int64).alias("key_order"),
-            ]
-        )
+        keys = pool.submit(kept_keys, kept)
+        values = value_chunk.result().gather(source_row.gather(kept))
         session_index = (new_session.cum_sum() - 1).gather(kept_at)
         session_columns = sessions.result()[session_index]
-        return pl.concat([session_columns, cells], how="horizontal").select(REPORT_SCHEMA.names())
+        return pl.concat([session_columns, values.to_frame(), keys.result()], how="horizontal").select(
+            REPORT_SCHEMA.names()
+        )
 
 
 # Session ids are built in this many parts, on this many threads, once a day has this many answers (below
@@ -820,7 +827,7 @@ def _session_ids(
     if low is not None:
         triples = triples.with_columns(low.alias("low"))
         ids = ids + pl.col("low").cast(pl.UInt64)
-    return triples.select(ids).to_series()
+    return _streamed(triples, ids).to_series()
 
 
 def _stable_sort(values: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -915,6 +922,13 @@ def _bits(largest: int) -> int:
     return max(largest.bit_length(), 1)
 
 
+def _streamed(frame: pl.DataFrame, *exprs: pl.Expr) -> pl.DataFrame:
+    """``frame.select(*exprs)`` run by Polars' streaming engine: row-wise steps over 10M rows then run in
+    batches on every core, where the eager ``select`` runs one column's expression on one core and
+    materialises each intermediate column (fresh pages). Same rows, same order."""
+    return frame.lazy().select(*exprs).collect(engine="streaming")
+
+
 def _ids(
     texts: pl.Series, kept: pl.Series | None = None, *, many: bool = False
 ) -> tuple[pl.Series, pl.Series]:
@@ -973,20 +987,25 @@ def _in_file_order(answers: pl.DataFrame) -> bool:
         later = (
             (file != before[0]) | (position > before[1]) | ((position == before[1]) & (key_index > before[2]))
         )
-        return bool(answers.select(later.fill_null(True).all()).item())
+        return bool(_streamed(answers, later.fill_null(True).all()).item())
     later = (file > before[0]) | (
         (file == before[0]) & ((position > before[1]) | ((position == before[1]) & (key_index > before[2])))
     )
-    return bool(answers.select(later.fill_null(True).all()).item())
+    return bool(_streamed(answers, later.fill_null(True).all()).item())
 
 
 def _ascending(columns: tuple[str, ...]) -> pl.Expr:
-    """Whether each row's ``columns``, as a tuple, come strictly after those of the row before, held in
-    ``<column>_before`` columns (null where a value or the row before is missing)."""
+    """Whether each row's ``columns``, as a tuple, come strictly after those of the row before (null where a
+    value or the row before is missing)."""
     later = pl.lit(False)
     for c in reversed(columns):
-        later = (pl.col(c) > pl.col(f"{c}_before")) | ((pl.col(c) == pl.col(f"{c}_before")) & later)
+        later = (pl.col(c) > _before(c)) | ((pl.col(c) == _before(c)) & later)
     return later
+
+
+def _before(column: str) -> pl.Expr:
+    """The column's value in the row before (null in the first row)."""
+    return pl.col(column).shift(1)
 
 
 def flow_table(report_long: pl.DataFrame, flow: str) -> pl.DataFrame:
@@ -1033,10 +1052,8 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     order = rows["key_order"]
     if order.null_count() or int(order.min()) < 0:  # type: ignore[arg-type]
         return None
-    previous = rows.select(pl.col(*SESSION_COLUMNS, "key_order").shift(1).name.suffix("_before"))
-    frame = pl.concat([rows, previous], how="horizontal")
-    same = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[:3])
-    same_times = pl.all_horizontal(pl.col(c) == pl.col(f"{c}_before") for c in SESSION_COLUMNS[3:])
+    same = pl.all_horizontal(pl.col(c) == _before(c) for c in SESSION_COLUMNS[:3])
+    same_times = pl.all_horizontal(pl.col(c) == _before(c) for c in SESSION_COLUMNS[3:])
     nulls = any(rows[c].null_count() for c in SESSION_COLUMNS)
     if nulls:
         ordered = _ascending((*SESSION_COLUMNS[:3], "key_order")).fill_null(True).all()
@@ -1044,8 +1061,9 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
         # Without nulls, (customer, flow, session, key_order) ascend when key_order ascends within each
         # session and (customer, flow, session) from each session to the next: the texts are then compared
         # on the sessions' first rows only (below), not on every row.
-        ordered = (~same | (pl.col("key_order") > pl.col("key_order_before"))).fill_null(True).all()
-    checks = frame.select(
+        ordered = (~same | (pl.col("key_order") > _before("key_order"))).fill_null(True).all()
+    checks = _streamed(
+        rows,
         same.fill_null(False).alias("same"),
         ordered.alias("ordered"),
         (~same | same_times).fill_null(True).all().alias("consistent"),
@@ -1057,7 +1075,6 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     sessions = rows.filter(new).select(SESSION_COLUMNS)
     if not nulls:
         names = sessions.select(SESSION_COLUMNS[:3])
-        names = pl.concat([names, names.select(pl.all().shift(1).name.suffix("_before"))], how="horizontal")
         if not names.select(_ascending(SESSION_COLUMNS[:3]).fill_null(True).all()).item():
             return None
     session_flow, flow_texts = _ids(sessions["flow"])
