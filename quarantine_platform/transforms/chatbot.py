@@ -1087,22 +1087,24 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
     with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="chatbot-tables") as pool:
         row_groups = pool.submit(_grouped, row_flow, flows)
         session_groups = pool.submit(_grouped, session_flow, flows)
-        # (flow, key_order) as one integer; its first row names its key, and every row must carry that key.
+        # (flow, key_order) as one integer; any row of it names its key, and every row must carry that key.
         cell = row_flow.cast(pl.Int64) * orders + order
+        # One row of each cell (a scatter into the small table of cells: where rows share a cell, any one of
+        # them), and the cells present, in (flow, key_order) order: a column each.
+        row_of_cell = pl.repeat(None, flows * orders, dtype=pl.UInt32, eager=True).scatter(
+            cell, pl.int_range(0, rows.height, dtype=pl.UInt32, eager=True)
+        )
+        present = row_of_cell.is_not_null()
         columns = (
-            rows.select("flow", "key")
-            .with_columns(cell.alias("cell"))
-            .filter(cell.is_first_distinct())
-            .sort("cell")
+            rows.select("flow", "key")[row_of_cell.filter(present)]
+            .with_columns(present.arg_true().alias("cell"))
             .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).over("flow").alias("column"))
         )
         refused = pl.col("key").is_in(SESSION_COLUMNS).any() | pl.struct("flow", "key").is_duplicated().any()
         if columns.select(refused).item():
             return None
-        slot_of_cell = pl.repeat(None, flows * orders, dtype=pl.UInt32, eager=True).scatter(
-            columns["cell"], pl.int_range(0, columns.height, dtype=pl.UInt32, eager=True)
-        )
-        slot = slot_of_cell.gather(cell)
+        # Each cell's column number among the cells present (absent cells are never gathered).
+        slot = (present.cast(pl.UInt32).cum_sum() - 1).gather(cell)
         if not (rows["key"] == columns["key"].gather(slot)).all():
             return None
         column_of_row = columns["column"].gather(slot)
@@ -1117,16 +1119,17 @@ def _wide_tables(rows: pl.DataFrame) -> dict[str, pl.DataFrame] | None:
             span = session_bounds[flow_id], session_bounds[flow_id + 1] - session_bounds[flow_id]
             table = sessions[session_by_flow.slice(*span)]
             flow_rows = row_by_flow.slice(row_bounds[flow_id], row_bounds[flow_id + 1] - row_bounds[flow_id])
-            row_column = column_of_row.gather(flow_rows)
-            row_local = local.gather(session_of_row.gather(flow_rows))
-            cells = []
-            for j, key in enumerate(keys):
-                hit = row_column == j
-                slots = pl.repeat(None, table.height, dtype=pl.UInt32, eager=True).scatter(
-                    row_local.filter(hit), flow_rows.filter(hit)
-                )
-                cells.append(values.gather(slots).alias(key))
-            return flow, table.with_columns(cells)
+            # Each row's place in the table's cells laid out row by row (its session's row times the width,
+            # plus its column): one scatter places every row, and each column is every width-th slot.
+            width = len(keys)
+            row_local = local.gather(session_of_row.gather(flow_rows)).cast(pl.Int64)
+            place = row_local * width + column_of_row.gather(flow_rows)
+            row_at = pl.repeat(None, table.height * width, dtype=pl.UInt32, eager=True).scatter(
+                place, flow_rows
+            )
+            return flow, table.with_columns(
+                values.gather(row_at.gather_every(width, j)).alias(key) for j, key in enumerate(keys)
+            )
 
         per_flow = columns.group_by("flow", maintain_order=True).agg(
             "key", (pl.col("cell") // orders).first().alias("flow_id")
