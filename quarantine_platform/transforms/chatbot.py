@@ -310,11 +310,13 @@ def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
         # A record with an empty content has no answer.
         .explode("pair", "key_index", empty_as_null=False, keep_nulls=False)
     )
-    one_pair = (pairs.str.count_matches('"', literal=True) == 2) & pairs.str.contains('":"', literal=True)
-    if not entries.select(one_pair.all()).item():
-        return None
     entries = entries.with_columns(pairs.str.split_exact('":"', 1).struct.rename_fields(["key", "value"]))
     entries = entries.unnest("pair")
+    # A piece is one key and one value when it holds '":"' (else its value is null) and neither side holds a
+    # quote: its only two quotes are then the separator's.
+    quoted = pl.any_horizontal(pl.col(side).str.contains('"', literal=True) for side in ("key", "value"))
+    if not entries.select((~quoted).fill_null(False).all()).item():
+        return None
     several = entries.filter(pl.col("keys") > 1)
     if several.select(pl.struct("position", "key").n_unique() != pl.len()).item():
         return None  # a key repeated in one content: Python keeps its first place and last value
@@ -386,8 +388,14 @@ def _json_strings(raw: pl.Series) -> pl.Series:
 
 
 def _instants(text: pl.Series) -> pl.Series:
-    """Microseconds since the epoch per timestamp text; null where Python's rule rejects it."""
-    unique = text.unique().to_frame("text")
+    """Microseconds since the epoch per timestamp text; null where Python's rule rejects it. Each distinct
+    text is parsed once (a file's records share few instants), and each row gathers its text's."""
+    categories = pl.Categories.random()
+    categorical = text.cast(pl.Categorical(categories))
+    # Texts in the order of their ids (the mapping lives while a column of its type does: read it now).
+    unique = categories.to_series().to_frame("text")
+    ids = categorical.to_physical()
+    del categorical
     plain = pl.col("text").str.contains(_PLAIN_INSTANT)
     parsed = unique.with_columns(
         pl.when(plain)
@@ -408,7 +416,7 @@ def _instants(text: pl.Series) -> pl.Series:
                 )
             )
         )
-    return text.to_frame("text").join(parsed, on="text", how="left", maintain_order="left")["micros"]
+    return parsed["micros"].gather(ids)
 
 
 class _AnswerBuilder:
@@ -644,7 +652,9 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
         queued = pool.submit(submit_parts, part)
         # Surrounding blanks are not part of the answer; an empty or blank value is no answer at all.
-        value = frame["value"].str.strip_chars()
+        # In one chunk (the answers arrive in many: one per hour, per DuckDB batch) for the kept values'
+        # random gather below, which costs ~15x more over many chunks; trimmed in one pass.
+        value = frame["value"].rechunk().str.strip_chars()
         answered = (value != "").fill_null(False)
         source_row = answered.arg_true()  # each valid answer's row in ``frame``
         # Waited for here, before any return: the parts are queued before the pool shuts down.
@@ -659,9 +669,6 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         # The customer and flow ids wait in the pool behind the session parts: its threads take them once the
         # sessions are done, while this thread makes the times and the key ids (no core left idle).
         lexical = [pool.submit(_lexical_ids, frame[c], answered) for c in ("customer", "flow")]
-        # Then the values in one chunk for their random gather below (from many chunks ~15x dearer): a pool
-        # thread takes it while this one merges the session ids.
-        value_chunk = pool.submit(value.rechunk)
         # Report times are UTC whatever zone the answers carry (naive ones are UTC): epoch microseconds. One
         # chunk: the answers arrive in many (one per hour, per DuckDB batch), and the random gathers below
         # are several times slower over a chunked column.
@@ -750,7 +757,7 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         del when, new_cell
         kept = rows.gather(kept_at)
         keys = pool.submit(kept_keys, kept)
-        values = value_chunk.result().gather(source_row.gather(kept))
+        values = value.gather(source_row.gather(kept))
         session_index = (new_session.cum_sum() - 1).gather(kept_at)
         session_columns = sessions.result()[session_index]
         return pl.concat([session_columns, values.to_frame(), keys.result()], how="horizontal").select(
