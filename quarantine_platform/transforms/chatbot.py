@@ -281,18 +281,19 @@ def _plain_answers(records: pl.DataFrame, file: str) -> pl.DataFrame | None:
     no blank name) and a content whose minified JSON text is exactly ``{"k":"v",...}`` with no backslash
     and no repeated key. Such a text is split on its fixed separators: with no backslash every quote
     delimits a string, so a piece with exactly two quotes, those of ``":"``, is one key and one value."""
-    fields = ("customer", "flow", "session", "timestamp")
     content = pl.col("content")
     plain = (
-        pl.all_horizontal(~pl.col(f).str.contains(_NOT_SURELY_NAME) for f in fields[:3])
-        & ~pl.col("timestamp").str.contains(_NOT_SURELY_STRING)
+        ~pl.col("session").str.contains(_NOT_SURELY_NAME)
         & ((content.str.starts_with('{"') & content.str.ends_with('"}')) | (content == "{}"))
         & ~content.str.contains("\\", literal=True)
     )
-    # A null anywhere (a null or missing field or content) makes the row null: not plain.
+    # A null anywhere (a null or missing session or content) makes the row null: not plain.
     if not records.select(plain.fill_null(False).all()).item():
         return None
-    fields = _record_fields(records)
+    # Customers, flows and timestamps repeat from record to record: each distinct text is checked once.
+    if not all(_surely_names(records[f]) for f in ("customer", "flow")):
+        return None
+    fields = _record_fields(records, refused=_NOT_SURELY_STRING)
     if fields is None:
         return None
     pairs = pl.col("pair")
@@ -356,10 +357,20 @@ def _mapped_answers(con: duckdb.DuckDBPyConnection, path: Path, file: str) -> pl
     return _answer_rows(entries.with_columns(_json_strings(entries["value"])), file)
 
 
-def _record_fields(records: pl.DataFrame) -> list[str | pl.Series] | None:
+def _surely_names(texts: pl.Series) -> bool:
+    """Whether no text is null, blank or could be a number, boolean, object or array turned to text."""
+    return texts.null_count() == 0 and not texts.unique().str.contains(_NOT_SURELY_NAME).any()
+
+
+def _record_fields(records: pl.DataFrame, refused: str | None = None) -> list[str | pl.Series] | None:
     """The fields a native read's answers carry from their record (timestamps as epoch microseconds), or None
-    when a timestamp is not an instant by Python's rule (the streaming reader then says which)."""
-    micros = _instants(records["timestamp"])
+    when a timestamp is null, matches the pattern ``refused`` or is not an instant by Python's rule (the
+    other readers then decide). Each distinct timestamp text is checked and parsed once (a file's records
+    share few instants), and each row gathers its text's instant."""
+    ids, texts = _ids(records["timestamp"])
+    if ids.null_count() or (refused is not None and texts.str.contains(refused).any()):
+        return None
+    micros = _instants(texts).gather(ids)
     if micros.null_count():
         return None
     return ["customer", "flow", "session", micros.alias("timestamp"), "position"]
@@ -388,16 +399,9 @@ def _json_strings(raw: pl.Series) -> pl.Series:
 
 
 def _instants(text: pl.Series) -> pl.Series:
-    """Microseconds since the epoch per timestamp text; null where Python's rule rejects it. Each distinct
-    text is parsed once (a file's records share few instants), and each row gathers its text's."""
-    categories = pl.Categories.random()
-    categorical = text.cast(pl.Categorical(categories))
-    # Texts in the order of their ids (the mapping lives while a column of its type does: read it now).
-    unique = categories.to_series().to_frame("text")
-    ids = categorical.to_physical()
-    del categorical
+    """Microseconds since the epoch per timestamp text; null where Python's rule rejects it."""
     plain = pl.col("text").str.contains(_PLAIN_INSTANT)
-    parsed = unique.with_columns(
+    parsed = text.to_frame("text").with_columns(
         pl.when(plain)
         .then(pl.col("text").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", strict=False))
         .dt.epoch("us")
@@ -416,7 +420,7 @@ def _instants(text: pl.Series) -> pl.Series:
                 )
             )
         )
-    return parsed["micros"].gather(ids)
+    return parsed["micros"]
 
 
 class _AnswerBuilder:
