@@ -1129,3 +1129,21 @@ def test_file_order_is_checked_strictly_on_file_position_and_key_index(places: l
     rows = answers(*[("C1", "F1", "S1", "13:00:00", "a", "v", f, p, i) for f, p, i in places])
 
     assert chatbot._in_file_order(rows) is in_order
+
+
+@pytest.mark.parametrize("broken_at", [None, 0, 99_999, 100_000, 131_071, 250_000, 299_998])
+def test_file_order_is_checked_across_chunks_and_batches(broken_at: int | None) -> None:
+    # The check runs in Polars' streaming engine, which cuts the rows into batches: a step back between two
+    # batches or two chunks (the hours arrive as chunks) must be seen like any other.
+    size = 300_000
+    position = pl.int_range(0, size, dtype=pl.Int64, eager=True)
+    if broken_at is not None:
+        position = position.scatter(broken_at + 1, broken_at)  # the next row repeats this one's place
+    chunks = [
+        pl.DataFrame({"file": ["h13"] * 100_000, "position": position.slice(start, 100_000), "key_index": 0})
+        for start in range(0, size, 100_000)
+    ]
+    rows = pl.concat(chunks, rechunk=False)
+    assert rows.n_chunks() == 3
+
+    assert chatbot._in_file_order(rows) is (broken_at is None)
