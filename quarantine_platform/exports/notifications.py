@@ -42,13 +42,7 @@ from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.report_days import ReportDays
 from quarantine_platform.transforms.billing import day_bounds
-from quarantine_platform.transforms.notifications import (
-    MESSAGE_KEY,
-    UTC_US,
-    first_copies,
-    repeated_values,
-    time_slices,
-)
+from quarantine_platform.transforms.notifications import UTC_US, later_copies, time_slices
 
 EXPORT_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime")
 EXPORT_SCHEMA = pl.Schema(
@@ -201,12 +195,10 @@ def _later_copies(
     end: dt.datetime,
     timezone: str,
 ) -> pl.DataFrame:
-    """(partition, offset, event_time) of the customer's rows that are re-sent copies. Per local day: the
-    message keys (64-bit hashes of the message ids), sorted (in buckets of at most DUP_BUCKET_ROWS rows),
-    give the keys seen twice; the rows with those keys are few and are settled exactly on message_id by
-    `first_copies` (so two ids with the same key are both kept)."""
+    """(partition, offset, event_time) of the customer's rows that are re-sent copies: `later_copies` of each
+    local day touching the window, from its midnight, its message keys sorted in buckets of at most
+    DUP_BUCKET_ROWS rows."""
     found = [pl.DataFrame(schema={"partition": pl.Int32, "offset": pl.Int64, "event_time": UTC_US})]
-    key = pl.col(MESSAGE_KEY)
     for day_start, day_end in _dedup_days(start, end, timezone):
         # The files wholly inside the range need no event_time filter: most of a day's files.
         parts = scan_window_parts(files, day_start, day_end).parts()
@@ -214,25 +206,7 @@ def _later_copies(
         rows = int(
             minutes.filter(pl.col("minute").is_between(day_start, day_end, closed="left"))["rows"].sum()
         )
-        buckets = max(1, -(-rows // DUP_BUCKET_ROWS))
-        repeated = []
-        for bucket in range(buckets):
-            part = day.select(_h=key)
-            if buckets > 1:
-                part = part.filter(pl.col("_h") % buckets == bucket)
-            repeated.append(repeated_values(part.collect(engine="streaming").to_series()))
-        keys = pl.concat(repeated)
-        if keys.is_empty():
-            continue
-        candidates = (
-            day.filter(key.is_in(keys.implode()))
-            .select("partition", "offset", "event_time", "message_id")
-            .collect(engine="streaming")
-        )
-        firsts = first_copies(candidates.lazy(), timezone).select("partition", "offset")
-        found.append(
-            candidates.join(firsts.collect(), on=["partition", "offset"], how="anti").drop("message_id")
-        )
+        found.append(later_copies(day, timezone, key_buckets=max(1, -(-rows // DUP_BUCKET_ROWS))))
     return pl.concat(found)
 
 

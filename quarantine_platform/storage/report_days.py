@@ -33,10 +33,9 @@ from quarantine_platform.storage.durable import replace_durably
 from quarantine_platform.storage.file_lock import exclusive_lock
 from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.transforms.billing import day_bounds
-from quarantine_platform.transforms.notifications import time_slices
+from quarantine_platform.transforms.notifications import later_copies, time_slices
 from quarantine_platform.transforms.report_days import (
     REPORT_DAY_SCHEMA,
-    day_later_copies,
     minute_rows,
     sorted_chunk,
 )
@@ -148,7 +147,7 @@ class ReportDays:
         this call) and return its footer. Memory follows `chunk_rows`, not the day."""
         start, end = day_bounds(day, timezone)
         rows = scan_window_parts(files, start, end).lazy()
-        later = day_later_copies(rows, timezone)
+        later = later_copies(rows, timezone)
         minutes = minute_rows(rows)
         info = ReportDayInfo(
             topic=topic,

@@ -330,6 +330,33 @@ def first_copies(events: pl.LazyFrame, timezone: str) -> pl.LazyFrame:
     )
 
 
+def later_copies(day: pl.LazyFrame, timezone: str, key_buckets: int = 1) -> pl.DataFrame:
+    """(partition, offset, event_time) of the rows of `day` (one local day of one topic, or a part of it
+    such as one customer's rows, with their message_key) that are not first copies (`first_copies`: a
+    message_id re-sent the same day counts once). Only the 8-byte keys are read for every row, sorted in
+    `key_buckets` buckets (by key modulo, so that at most a bucket's keys are held at once); the rows whose
+    key repeats (re-sends, and the rare hash collision) are settled exactly on message_id, so two ids with
+    the same key are both kept."""
+    key = pl.col(MESSAGE_KEY)
+    repeated = []
+    for bucket in range(key_buckets):
+        keys = day.select(key)
+        if key_buckets > 1:
+            keys = keys.filter(key % key_buckets == bucket)
+        repeated.append(repeated_values(keys.collect(engine="streaming").to_series()))
+    found = pl.concat(repeated)
+    place = ["partition", "offset"]
+    if found.is_empty():
+        return pl.DataFrame(schema=day.select(*place, "event_time").collect_schema())
+    candidates = (
+        day.filter(key.is_in(found.implode()))
+        .select(*place, "event_time", "message_id")
+        .collect(engine="streaming")
+    )
+    firsts = first_copies(candidates.lazy(), timezone).select(place).collect()
+    return candidates.join(firsts, on=place, how="anti").drop("message_id")
+
+
 def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone: str) -> pl.DataFrame:
     """Notifications per (minute, customer, channel) for minutes in [start, end), deduplicated by message_id:
     a message counts once a day (in `timezone`), in the minute, customer and channel of its first copy

@@ -12,35 +12,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from quarantine_platform.transforms.notifications import (
-    EVENTS_SCHEMA,
-    MESSAGE_KEY,
-    first_copies,
-    repeated_values,
-)
+from quarantine_platform.transforms.notifications import EVENTS_SCHEMA
 
 REPORT_DAY_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime", "event_time")
 REPORT_DAY_SCHEMA = pl.Schema({name: EVENTS_SCHEMA[name] for name in REPORT_DAY_COLUMNS})
 # What the sort needs besides REPORT_DAY_COLUMNS: a message's place in the topic, the last tie-breakers.
 SORT_COLUMNS = ("partition", "offset")
 REPORT_DAY_ORDER = ("customer_id", "event_time", *SORT_COLUMNS)
-
-
-def day_later_copies(day: pl.LazyFrame, timezone: str) -> pl.DataFrame:
-    """(partition, offset) of the rows of `day` (one topic's rows of one local day, with their message_key)
-    that are not first copies (`first_copies`: a message_id re-sent the same day counts once). Only the
-    8-byte keys are read for every row; the rows whose key repeats (re-sends, and the rare hash collision)
-    are settled exactly on message_id."""
-    keys = day.select(MESSAGE_KEY).collect(engine="streaming").to_series()
-    repeated = repeated_values(keys).implode()
-    del keys
-    candidates = (
-        day.filter(pl.col(MESSAGE_KEY).is_in(repeated))
-        .select(*SORT_COLUMNS, "event_time", "message_id")
-        .collect(engine="streaming")
-    )
-    firsts = first_copies(candidates.lazy(), timezone).select(SORT_COLUMNS).collect()
-    return candidates.select(SORT_COLUMNS).join(firsts, on=list(SORT_COLUMNS), how="anti")
 
 
 def minute_rows(day: pl.LazyFrame) -> pl.DataFrame:
@@ -50,7 +28,7 @@ def minute_rows(day: pl.LazyFrame) -> pl.DataFrame:
 
 
 def sorted_chunk(chunk: pl.LazyFrame, later_copies: pl.DataFrame) -> pl.DataFrame:
-    """A chunk's first copies (its rows without `later_copies`, from `day_later_copies`) sorted by
+    """A chunk's first copies (its rows without `later_copies`, from `notifications.later_copies`) sorted by
     REPORT_DAY_ORDER, with REPORT_DAY_COLUMNS only."""
     if later_copies.height:
         chunk = chunk.join(later_copies.lazy(), on=list(SORT_COLUMNS), how="anti")

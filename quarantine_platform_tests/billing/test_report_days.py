@@ -25,12 +25,8 @@ from quarantine_platform.storage.bronze_window import bronze_files, scan_window_
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.report_days import ReportDays
 from quarantine_platform.transforms.billing import day_bounds
-from quarantine_platform.transforms.report_days import (
-    REPORT_DAY_SCHEMA,
-    day_later_copies,
-    minute_rows,
-    sorted_chunk,
-)
+from quarantine_platform.transforms.notifications import later_copies
+from quarantine_platform.transforms.report_days import REPORT_DAY_SCHEMA, minute_rows, sorted_chunk
 from quarantine_platform_tests.billing.bronze import TOPIC, commit, event, many, rows_and_peak
 
 SP = "America/Sao_Paulo"  # UTC-3: a local day runs 03:00 to 03:00 UTC
@@ -86,10 +82,13 @@ def day_rows(root: str) -> pl.LazyFrame:
 
 
 def test_later_copies_are_the_re_sends_within_the_local_day(lake):
-    later = day_later_copies(day_rows(lake), SP)
+    later = later_copies(day_rows(lake), SP)
     # A1's copy at 13:30 on partition 1, offset 0; D0 on Feb 3 is the day's first copy of D0 (its earlier
     # copy is on Feb 2); N1 is on Feb 4.
-    assert_frame_equal(later, pl.DataFrame({"partition": [1], "offset": [0]}, schema=later.schema))
+    expected = {"partition": [1], "offset": [0], "event_time": [utc("13:30:00")]}
+    assert_frame_equal(later, pl.DataFrame(expected, schema=later.schema))
+    # Keys sorted in buckets find the same copies.
+    assert_frame_equal(later_copies(day_rows(lake), SP, key_buckets=3), later)
 
 
 def test_minute_rows_counts_every_row_of_the_day_by_minute(lake):
@@ -107,7 +106,7 @@ def test_minute_rows_counts_every_row_of_the_day_by_minute(lake):
 
 
 def test_a_chunk_is_sorted_by_customer_then_time_partition_offset_without_later_copies(lake):
-    later = day_later_copies(day_rows(lake), SP)
+    later = later_copies(day_rows(lake), SP)
     chunk = sorted_chunk(day_rows(lake), later)
     expected = pl.DataFrame(
         [
