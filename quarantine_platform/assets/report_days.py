@@ -62,13 +62,13 @@ def notification_report_days(context: dg.AssetExecutionContext, lake: LakeResour
     "never wrong) until it is made again (notification_report_days_sensor asks for it once the day closed).",
 )
 def report_days_up_to_date(lake: LakeResource) -> dg.AssetCheckResult:
-    stale = _out_of_date(lake)
+    checked, stale = _out_of_date(lake)
     days = sorted({day for found in stale.values() for day in found})
     return dg.AssetCheckResult(
         passed=not days,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "days_checked": sum(len(ReportDays(lake.root).days(topic)) for topic in stale),
+            "days_checked": checked,
             "days_stale": len(days),
             "stale": ", ".join(map(str, days[:20])),
             "remake": materialize_days_command(REPORT_DAYS.path[-1], days[0], days[-1]) if days else "",
@@ -76,14 +76,17 @@ def report_days_up_to_date(lake: LakeResource) -> dg.AssetCheckResult:
     )
 
 
-def _out_of_date(lake: LakeResource) -> dict[str, dict[dt.date, int]]:
-    """Per topic, its stale report days and the bronze commit that made each stale."""
+def _out_of_date(lake: LakeResource) -> tuple[int, dict[str, dict[dt.date, int]]]:
+    """How many report days there are (all topics), and per topic its stale report days with the bronze
+    commit that made each stale. Each topic's folder is listed once."""
     timezone = settings.get("QP_TIMEZONE")
     notifications, store = lake.notifications(), ReportDays(lake.root)
-    return {
-        topic: store.out_of_date(topic, timezone, bronze_files(notifications, topic))
-        for topic in notifications.topics()
-    }
+    checked, stale = 0, {}
+    for topic in notifications.topics():
+        days = store.days(topic)
+        checked += len(days)
+        stale[topic] = store.out_of_date(topic, timezone, bronze_files(notifications, topic), days)
+    return checked, stale
 
 
 @dg.sensor(
@@ -102,7 +105,7 @@ def report_days_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) 
     now = dt.datetime.now(dt.UTC)
     requests = [
         dg.RunRequest(run_key=f"{topic}:{day}:{seq}", partition_key=day.isoformat())
-        for topic, found in sorted(_out_of_date(lake).items())
+        for topic, found in sorted(_out_of_date(lake)[1].items())
         for day, seq in sorted(found.items())
         if day_bounds(day, timezone)[1] + lateness <= now
     ]

@@ -121,12 +121,14 @@ class ReportDays:
             return None
         return self.path(topic, day)
 
-    def out_of_date(self, topic: str, timezone: str, files: list[BronzeFile]) -> dict[dt.date, int]:
-        """The topic's report days that cannot stand for bronze (`usable`), each with the highest bronze
-        commit that makes it stale (its own covered_seq when it is stale for another reason: another time
-        zone or layout, an unreadable file)."""
+    def out_of_date(
+        self, topic: str, timezone: str, files: list[BronzeFile], days: list[dt.date] | None = None
+    ) -> dict[dt.date, int]:
+        """The topic's report days (`days`, default all of them) that cannot stand for bronze (`usable`), each
+        with the highest bronze commit that makes it stale (its own covered_seq when it is stale for another
+        reason: another time zone or layout, an unreadable file)."""
         found = {}
-        for day in self.days(topic):
+        for day in self.days(topic) if days is None else days:
             if self.usable(topic, day, timezone, files) is None:
                 info = self.info(topic, day)
                 later = info.stale(files) if info else []

@@ -275,7 +275,7 @@ def test_the_asset_makes_the_days_and_its_check_names_a_stale_one(platform_env, 
         and materializations[0].metadata["days"].value == 2
     )
     [check] = result.get_asset_check_evaluations()
-    assert check.passed
+    assert check.passed and check.metadata["days_checked"].value == 2
     assert ReportDays(root).days(TOPIC) == [DAY, DAY + dt.timedelta(days=1)]
 
     commit(root, [event(11, "L1", "2020-02-04T20:00:00.000+00:00")], partition=1)  # late, Feb 4
@@ -288,6 +288,7 @@ def test_the_asset_makes_the_days_and_its_check_names_a_stale_one(platform_env, 
     [check] = checked.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["stale"].value == "2020-02-04"
+    assert (check.metadata["days_checked"].value, check.metadata["days_stale"].value) == (2, 1)
     assert check.metadata["remake"].value.endswith("--select notification_report_days --partition 2020-02-04")
 
 
