@@ -335,8 +335,7 @@ def later_copies(day: pl.LazyFrame, timezone: str, key_buckets: int = 1) -> pl.D
     such as one customer's rows, with their message_key) that are not first copies (`first_copies`: a
     message_id re-sent the same day counts once). Only the 8-byte keys are read for every row, sorted in
     `key_buckets` buckets (by key modulo, so that at most a bucket's keys are held at once); the rows whose
-    key repeats (re-sends, and the rare hash collision) are settled exactly on message_id, so two ids with
-    the same key are both kept."""
+    key repeats are settled by `later_copies_among`."""
     key = pl.col(MESSAGE_KEY)
     repeated = []
     for bucket in range(key_buckets):
@@ -344,17 +343,25 @@ def later_copies(day: pl.LazyFrame, timezone: str, key_buckets: int = 1) -> pl.D
         if key_buckets > 1:
             keys = keys.filter(key % key_buckets == bucket)
         repeated.append(repeated_values(keys.collect(engine="streaming").to_series()))
-    found = pl.concat(repeated)
-    place = ["partition", "offset"]
-    if found.is_empty():
+    return later_copies_among(day, pl.concat(repeated), timezone, ("partition", "offset"))
+
+
+def later_copies_among(
+    day: pl.LazyFrame, repeated: pl.Series, timezone: str, place: tuple[str, ...]
+) -> pl.DataFrame:
+    """(*place, event_time) of the rows of `day` whose message_key is in `repeated` (keys seen more than once:
+    re-sends, and the rare hash collision) that are not first copies. They are settled exactly on
+    message_id (`first_copies`), so two ids with the same key are both kept. `place` names a row (with
+    partition and offset)."""
+    if repeated.is_empty():
         return pl.DataFrame(schema=day.select(*place, "event_time").collect_schema())
     candidates = (
-        day.filter(key.is_in(found.implode()))
+        day.filter(pl.col(MESSAGE_KEY).is_in(repeated.implode()))
         .select(*place, "event_time", "message_id")
         .collect(engine="streaming")
     )
     firsts = first_copies(candidates.lazy(), timezone).select(place).collect()
-    return candidates.join(firsts, on=place, how="anti").drop("message_id")
+    return candidates.join(firsts, on=list(place), how="anti").drop("message_id")
 
 
 def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone: str) -> pl.DataFrame:
@@ -387,15 +394,8 @@ def minute_counts(events: pl.LazyFrame, start: datetime, end: datetime, timezone
             .collect(engine="streaming")
             .to_series()
         )
-    repeated = repeated_values(candidates)
-    copies = (
-        day.filter(pl.col(MESSAGE_KEY).is_in(repeated.implode()))
-        .select("topic", "partition", "offset", "message_id", "event_time")
-        .collect(engine="streaming")
-    )
-    row = ["topic", "partition", "offset"]  # a message's identity across topics
-    firsts = first_copies(copies.lazy(), timezone).select(row)
-    later = copies.lazy().select(row).join(firsts.lazy(), on=row, how="anti").collect()
+    # A message's identity across topics: (topic, partition, offset).
+    later = later_copies_among(day, repeated_values(candidates), timezone, ("topic", "partition", "offset"))
     minutes = seen.group_by("minute").agg(rows=pl.len()).sort("minute")
     # Slice by slice: memory follows COUNT_SLICE_ROWS, not the window, even for a day's backfill.
     counted = [
