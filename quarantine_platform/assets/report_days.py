@@ -103,9 +103,10 @@ def report_days_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) 
     timezone = settings.get("QP_TIMEZONE")
     lateness = dt.timedelta(seconds=int(settings.get("QP_ALLOWED_LATENESS_SECONDS")))
     now = dt.datetime.now(dt.UTC)
+    _, stale = _out_of_date(lake)
     requests = [
         dg.RunRequest(run_key=f"{topic}:{day}:{seq}", partition_key=day.isoformat())
-        for topic, found in sorted(_out_of_date(lake)[1].items())
+        for topic, found in sorted(stale.items())
         for day, seq in sorted(found.items())
         if day_bounds(day, timezone)[1] + lateness <= now
     ]

@@ -619,8 +619,9 @@ def chatbot_report(answers: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     within its flow, from 1), sorted by customer, flow, session, key_order. ``flow_table`` turns one
     flow into the wide table.
 
-    Strings are hashed once into integer ids; the rest is two stable integer sorts and a group-by on a
-    sorted integer: latest answers, first/last times and column order need no join on strings.
+    Strings are hashed once into integer ids; the rest is one integer sort of the valid answers by (session,
+    key_order) and reductions over its runs (each cell's latest answer, each session's first and last time),
+    and a group-by of (flow, key) for the column order: no join on strings.
     """
     frame = answers.collect() if isinstance(answers, pl.LazyFrame) else answers
     if not _in_file_order(frame):
