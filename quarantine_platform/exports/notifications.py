@@ -42,7 +42,7 @@ from quarantine_platform.storage.frame_source import prefetched, source_frames
 from quarantine_platform.storage.notification_lake import NotificationLake
 from quarantine_platform.storage.report_days import ReportDays
 from quarantine_platform.transforms.billing import day_bounds
-from quarantine_platform.transforms.notifications import UTC_US, later_copies, time_slices
+from quarantine_platform.transforms.notifications import later_copies, time_slices
 
 EXPORT_COLUMNS = ("customer_id", "customer_name", "message_id", "payload", "event_datetime")
 EXPORT_SCHEMA = pl.Schema(
@@ -137,7 +137,7 @@ def _window_days(
 ) -> list[tuple[dt.date, dt.datetime, dt.datetime]]:
     """Each local day touching [start, end), with the part of the window it holds."""
     day = dt.datetime.fromtimestamp(start.timestamp(), ZoneInfo(timezone)).date()
-    found = []
+    found: list[tuple[dt.date, dt.datetime, dt.datetime]] = []
     while True:
         day_start, day_end = day_bounds(day, timezone)
         if day_start >= end:
@@ -198,8 +198,8 @@ def _later_copies(
     """(partition, offset, event_time) of the customer's rows that are re-sent copies: `later_copies` of each
     local day touching the window, from its midnight, its message keys sorted in buckets of at most
     DUP_BUCKET_ROWS rows."""
-    found = [pl.DataFrame(schema={"partition": pl.Int32, "offset": pl.Int64, "event_time": UTC_US})]
-    for day_start, day_end in _dedup_days(start, end, timezone):
+    found: list[pl.DataFrame] = []
+    for day_start, day_end in _dedup_days(start, end, timezone):  # at least one: start is before end
         # The files wholly inside the range need no event_time filter: most of a day's files.
         parts = scan_window_parts(files, day_start, day_end).parts()
         day = pl.concat([part.filter(pl.col("customer_id") == customer_id) for part in parts])
